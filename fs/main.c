@@ -1,0 +1,217 @@
+/* main.c: the plyfs daemon. A straight ladder of set-up steps, each
+ * undone by the labels at the bottom in reverse order. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "plyfs.h"
+
+#define EXIT_USAGE 2
+
+static const struct fuse_lowlevel_ops plyfs_ops = {
+	.init = plyfs_init,
+	.lookup = plyfs_lookup,
+	.forget = plyfs_forget,
+	.forget_multi = plyfs_forget_multi,
+	.getattr = plyfs_getattr,
+	.readlink = plyfs_readlink,
+	.statfs = plyfs_statfs,
+	.access = plyfs_access,
+	.opendir = plyfs_opendir,
+	.readdir = plyfs_readdir,
+	.readdirplus = plyfs_readdirplus,
+	.releasedir = plyfs_releasedir,
+	.open = plyfs_open,
+	.read = plyfs_read,
+	.flush = plyfs_flush,
+	.release = plyfs_release,
+	.getxattr = plyfs_getxattr,
+	.listxattr = plyfs_listxattr,
+};
+
+static void log_to_stderr(const char *line)
+{
+	fprintf(stderr, "plyfs: %s\n", line);
+}
+
+static void warn_unimplemented(const struct ply_options *opts)
+{
+	char list[1024] = "";
+
+	if (!opts->nunimplemented)
+		return;
+	for (size_t i = 0; i < opts->nunimplemented; i++) {
+		if (i)
+			strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+		strncat(list, opts->unimplemented[i],
+			sizeof(list) - strlen(list) - 1);
+	}
+	fprintf(stderr,
+		"plyfs: warning: not implemented yet, ignored: %s\n", list);
+}
+
+/* Each layer, inode and open handle holds an fd: take all we may. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int build_fuse_args(struct fuse_args *args, const char *argv0,
+			   const struct plyfs_cli *cli, bool read_only)
+{
+	char opts[4096];
+	int n;
+
+	n = snprintf(opts, sizeof(opts),
+		     "default_permissions,subtype=plyfs,fsname=%s%s%s%s%s",
+		     cli->source ? cli->source : "plyfs",
+		     read_only ? ",ro" : "",
+		     geteuid() == 0 ? ",allow_other" : "",
+		     cli->opts.fuse_opts ? "," : "",
+		     cli->opts.fuse_opts ? cli->opts.fuse_opts : "");
+	if (n < 0 || (size_t)n >= sizeof(opts))
+		return -E2BIG;
+	if (fuse_opt_add_arg(args, argv0) || fuse_opt_add_arg(args, "-o") ||
+	    fuse_opt_add_arg(args, opts) ||
+	    (cli->debug && fuse_opt_add_arg(args, "-d")))
+		return -ENOMEM;
+	return 0;
+}
+
+static int serve(struct fuse_session *se, const struct plyfs_cli *cli)
+{
+	struct fuse_loop_config *config;
+	int r;
+
+	if (cli->single_thread || cli->opts.threaded == PLY_OFF)
+		return fuse_session_loop(se);
+	config = fuse_loop_cfg_create();
+	if (!config)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(config, 0);
+	r = fuse_session_loop_mt(se, config);
+	fuse_loop_cfg_destroy(config);
+	return r;
+}
+
+static int setup_root(struct plyfs *fs)
+{
+	struct ply_lookup lk;
+	int r = ply_lookup_root(&fs->stack, &lk);
+
+	if (r < 0)
+		return r;
+	fs->root.ino = lk.st.st_ino;
+	fs->root.parent_ino = lk.st.st_ino;
+	fs->root.type = S_IFDIR;
+	fs->root.nlookup = 1;
+	fs->root.parts = lk.parts;
+	fs->root.nparts = lk.nparts;
+	pthread_rwlock_init(&fs->root.lock, NULL);
+	return 0;
+}
+
+static void release_root(struct plyfs *fs)
+{
+	struct ply_lookup lk = { .parts = fs->root.parts,
+				 .nparts = fs->root.nparts };
+
+	ply_lookup_release(&lk);
+	pthread_rwlock_destroy(&fs->root.lock);
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct plyfs fs = { 0 };
+	struct plyfs_cli cli;
+	struct fuse_session *se;
+	struct ply_err err = { "" };
+	int r, status = EXIT_USAGE;
+
+	r = plyfs_cli_parse(argc, argv, &cli, &err);
+	if (r < 0) {
+		fprintf(stderr, "plyfs: %s\n", err.msg);
+		goto out_options;
+	}
+	if (cli.help || cli.version) {
+		if (cli.help)
+			plyfs_usage(stdout);
+		else
+			printf("plyfs version %s (libfuse %s)\n", PLY_VERSION,
+			       fuse_pkgversion());
+		status = EXIT_SUCCESS;
+		goto out_options;
+	}
+	if (cli.debug)
+		ply_log_set_sink(log_to_stderr);
+	raise_fd_limit();
+
+	r = ply_stack_open(&fs.stack, &cli.opts, &err);
+	if (r < 0) {
+		fprintf(stderr, "plyfs: %s\n", err.msg);
+		goto out_options;
+	}
+	r = ply_stack_check_mountpoint(&fs.stack, cli.mountpoint, &err);
+	if (r < 0) {
+		fprintf(stderr, "plyfs: %s\n", err.msg);
+		goto out_stack;
+	}
+	warn_unimplemented(&cli.opts);
+	if (fs.stack.has_upper)
+		fprintf(stderr,
+			"plyfs: warning: the writable layer is not implemented yet: upperdir is served read-only\n");
+	fs.read_only = true;
+	fs.timeout = cli.opts.timeout >= 0 ? cli.opts.timeout : 86400.0;
+
+	status = EXIT_FAILURE;
+	r = ply_inode_table_init(&fs.table);
+	if (r < 0)
+		goto out_stack;
+	r = setup_root(&fs);
+	if (r < 0) {
+		fprintf(stderr, "plyfs: cannot read the layer roots: %s\n",
+			strerror(-r));
+		goto out_table;
+	}
+	r = build_fuse_args(&args, argv[0], &cli, fs.read_only);
+	if (r < 0)
+		goto out_root;
+	se = fuse_session_new(&args, &plyfs_ops, sizeof(plyfs_ops), &fs);
+	if (!se)
+		goto out_args;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, cli.mountpoint) != 0)
+		goto out_signals;
+	/* the parent exits only now, with the mount up */
+	fuse_daemonize(cli.foreground);
+	r = serve(se, &cli);
+	status = r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_args:
+	fuse_opt_free_args(&args);
+out_root:
+	release_root(&fs);
+out_table:
+	ply_inode_table_destroy(&fs.table);
+out_stack:
+	ply_stack_close(&fs.stack);
+out_options:
+	ply_options_free(&cli.opts);
+	return status;
+}

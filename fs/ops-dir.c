@@ -1,0 +1,142 @@
+/* ops-dir.c: merged directory listings. The listing is read once at
+ * opendir, so offsets (entry index + 1) stay stable for the handle. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plyfs.h"
+
+static struct ply_dir *dir_of(struct fuse_file_info *fi)
+{
+	return (struct ply_dir *)(uintptr_t)fi->fh;
+}
+
+static int do_opendir(struct plyfs *fs, struct ply_inode *inode,
+		      struct ply_dir **ret)
+{
+	struct ply_dir *dir = calloc(1, sizeof(*dir));
+	uint64_t parent_ino;
+	int r;
+
+	if (!dir)
+		return -ENOMEM;
+	parent_ino = inode == &fs->root ?
+			     inode->ino :
+			     __atomic_load_n(&inode->parent_ino, __ATOMIC_RELAXED);
+	pthread_rwlock_rdlock(&inode->lock);
+	r = ply_dir_read(&fs->stack, inode->parts, inode->nparts, inode->ino,
+			 parent_ino, dir);
+	pthread_rwlock_unlock(&inode->lock);
+	if (r < 0) {
+		free(dir);
+		return r;
+	}
+	*ret = dir;
+	return 0;
+}
+
+void plyfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct plyfs *fs = plyfs_of(req);
+	struct ply_dir *dir;
+	int r = do_opendir(fs, plyfs_inode(fs, ino), &dir);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)dir;
+	fi->cache_readdir = fs->read_only;
+	fi->keep_cache = fs->read_only;
+	if (fuse_reply_open(req, fi) < 0) {
+		ply_dir_free(dir);
+		free(dir);
+	}
+}
+
+static bool is_dot_or_dotdot(const char *name)
+{
+	return name[0] == '.' &&
+	       (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+/* Fills buf with entries from off on. In plus mode each entry other than
+ * . and .. is looked up, and the one that does not fit is forgotten. */
+static size_t fill(fuse_req_t req, struct plyfs *fs, struct ply_inode *inode,
+		   struct ply_dir *dir, char *buf, size_t size, off_t off,
+		   bool plus)
+{
+	size_t used = 0;
+
+	for (size_t i = (size_t)off; i < dir->count; i++) {
+		const struct ply_dirent *de = &dir->entries[i];
+		struct fuse_entry_param e;
+		size_t need;
+
+		memset(&e, 0, sizeof(e));
+		e.attr.st_ino = de->ino;
+		e.attr.st_mode = (mode_t)de->type << 12;
+		if (!plus) {
+			need = fuse_add_direntry(req, buf + used, size - used,
+						 de->name, &e.attr,
+						 (off_t)(i + 1));
+			if (need > size - used)
+				break;
+			used += need;
+			continue;
+		}
+		if (!is_dot_or_dotdot(de->name) &&
+		    plyfs_do_lookup(fs, inode, de->name, &e) < 0)
+			continue; /* gone since opendir */
+		need = fuse_add_direntry_plus(req, buf + used, size - used,
+					      de->name, &e, (off_t)(i + 1));
+		if (need > size - used) {
+			if (e.ino)
+				ply_inode_table_forget(&fs->table,
+						       plyfs_inode(fs, e.ino),
+						       1);
+			break;
+		}
+		used += need;
+	}
+	return used;
+}
+
+static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, struct fuse_file_info *fi, bool plus)
+{
+	struct plyfs *fs = plyfs_of(req);
+	char *buf = malloc(size);
+	size_t used;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	used = fill(req, fs, plyfs_inode(fs, ino), dir_of(fi), buf, size, off,
+		    plus);
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void plyfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	reply_listing(req, ino, size, off, fi, false);
+}
+
+void plyfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	reply_listing(req, ino, size, off, fi, true);
+}
+
+void plyfs_releasedir(fuse_req_t req, fuse_ino_t ino,
+		      struct fuse_file_info *fi)
+{
+	struct ply_dir *dir = dir_of(fi);
+
+	ply_dir_free(dir);
+	free(dir);
+	fuse_reply_err(req, 0);
+}

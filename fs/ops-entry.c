@@ -1,0 +1,190 @@
+/* ops-entry.c: the FUSE operations on names and inodes: init, lookup,
+ * forget, getattr, readlink, statfs, access. */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "plyfs.h"
+#include "sys.h"
+
+void plyfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	const unsigned wanted = FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
+				FUSE_CAP_CACHE_SYMLINKS |
+				FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_READ;
+
+	conn->want |= conn->capable & wanted;
+	conn->time_gran = 1;
+}
+
+int plyfs_do_lookup(struct plyfs *fs, struct ply_inode *parent,
+		    const char *name, struct fuse_entry_param *ret_e)
+{
+	struct ply_inode *child;
+	struct ply_lookup lk;
+	int r;
+
+	pthread_rwlock_rdlock(&parent->lock);
+	r = ply_lookup_name(&fs->stack, parent->parts, parent->nparts, name,
+			    &lk);
+	pthread_rwlock_unlock(&parent->lock);
+	if (r < 0)
+		return r;
+	memset(ret_e, 0, sizeof(*ret_e));
+	ret_e->attr = lk.st;
+	r = ply_inode_table_acquire(&fs->table, &lk, &child);
+	if (r < 0)
+		return r;
+	if (S_ISDIR(child->type))
+		__atomic_store_n(&child->parent_ino, parent->ino,
+				 __ATOMIC_RELAXED);
+	ret_e->ino = plyfs_nodeid(fs, child);
+	ret_e->attr_timeout = fs->timeout;
+	ret_e->entry_timeout = fs->timeout;
+	return 0;
+}
+
+void plyfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct plyfs *fs = plyfs_of(req);
+	struct fuse_entry_param e;
+	int r = plyfs_do_lookup(fs, plyfs_inode(fs, parent), name, &e);
+
+	if (r == -ENOENT) {
+		/* a negative entry: the kernel caches the miss too */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fuse_reply_entry(req, &e) < 0)
+		ply_inode_table_forget(&fs->table,
+				       plyfs_inode(fs, e.ino), 1);
+}
+
+static void forget_one(struct plyfs *fs, fuse_ino_t ino, uint64_t nlookup)
+{
+	if (ino != FUSE_ROOT_ID)
+		ply_inode_table_forget(&fs->table, plyfs_inode(fs, ino),
+				       nlookup);
+}
+
+void plyfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	forget_one(plyfs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+void plyfs_forget_multi(fuse_req_t req, size_t count,
+			struct fuse_forget_data *forgets)
+{
+	struct plyfs *fs = plyfs_of(req);
+
+	for (size_t i = 0; i < count; i++)
+		forget_one(fs, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static int do_getattr(struct plyfs *fs, struct ply_inode *inode,
+		      struct stat *ret_st)
+{
+	int r;
+
+	pthread_rwlock_rdlock(&inode->lock);
+	r = ply_object_stat(&fs->stack, inode->parts, inode->nparts, ret_st);
+	pthread_rwlock_unlock(&inode->lock);
+	return r;
+}
+
+void plyfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct plyfs *fs = plyfs_of(req);
+	struct stat st;
+	int r = do_getattr(fs, plyfs_inode(fs, ino), &st);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, fs->timeout);
+}
+
+void plyfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct plyfs *fs = plyfs_of(req);
+	struct ply_inode *inode = plyfs_inode(fs, ino);
+	char buf[PATH_MAX + 1];
+	ssize_t n;
+
+	pthread_rwlock_rdlock(&inode->lock);
+	n = ply_sys_readlinkat(inode->parts[0].fd, "", buf, sizeof(buf));
+	pthread_rwlock_unlock(&inode->lock);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	if ((size_t)n >= sizeof(buf)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+void plyfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct plyfs *fs = plyfs_of(req);
+	struct statvfs sv;
+
+	/* like overlayfs: the upper layer's filesystem, else the top one */
+	if (fstatvfs(fs->stack.layers[0].fd, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	fuse_reply_statfs(req, &sv);
+}
+
+/* Checks mask against the merged attributes for the caller. The kernel
+ * does the same with default_permissions; this serves access(2) when it
+ * asks us, and adds EROFS for writes to a read-only view. */
+static int do_access(struct plyfs *fs, fuse_req_t req, struct ply_inode *inode,
+		     int mask)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st;
+	int r = do_getattr(fs, inode, &st);
+	mode_t bits;
+
+	if (r < 0)
+		return r;
+	if ((mask & W_OK) && fs->read_only)
+		return -EROFS;
+	if (mask == F_OK)
+		return 0;
+	if (ctx->uid == 0) {
+		/* root may execute only what someone may execute */
+		if ((mask & X_OK) && !S_ISDIR(st.st_mode) &&
+		    !(st.st_mode & 0111))
+			return -EACCES;
+		return 0;
+	}
+	if (ctx->uid == st.st_uid)
+		bits = (st.st_mode >> 6) & 7;
+	else if (ctx->gid == st.st_gid)
+		bits = (st.st_mode >> 3) & 7;
+	else
+		bits = st.st_mode & 7;
+	return ((mode_t)mask & ~bits) ? -EACCES : 0;
+}
+
+void plyfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct plyfs *fs = plyfs_of(req);
+
+	fuse_reply_err(req, -do_access(fs, req, plyfs_inode(fs, ino), mask));
+}

@@ -1,0 +1,65 @@
+/* ops-file.c: open files. A handle is the real file's fd, reopened from
+ * the object's O_PATH fd; reads are spliced from it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "plyfs.h"
+#include "sys.h"
+
+static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
+		   int *ret_fd)
+{
+	int fd;
+
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+		return -EROFS; /* the writable layer comes with copy-up */
+	pthread_rwlock_rdlock(&inode->lock);
+	fd = ply_sys_reopen(inode->parts[0].fd,
+			    flags & ~(O_NOFOLLOW | O_TRUNC | O_APPEND));
+	pthread_rwlock_unlock(&inode->lock);
+	if (fd < 0)
+		return fd;
+	*ret_fd = fd;
+	return 0;
+}
+
+void plyfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct plyfs *fs = plyfs_of(req);
+	int fd;
+	int r = do_open(fs, plyfs_inode(fs, ino), fi->flags, &fd);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)fd;
+	/* lower layers never change, so cached pages stay true */
+	fi->keep_cache = 1;
+	fi->noflush = 1;
+	if (fuse_reply_open(req, fi) < 0)
+		close(fd);
+}
+
+void plyfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void plyfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+void plyfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	close((int)fi->fh);
+	fuse_reply_err(req, 0);
+}

@@ -1,0 +1,180 @@
+/* namei.c: looks names up across the layers, top to bottom. A whiteout
+ * ends the walk; a non-directory ends it and is the result; a directory
+ * merges with the same-named directories below until one is opaque, or a
+ * whiteout or non-directory is met. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ply.h"
+#include "sys.h"
+
+int ply_name_check(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (!len || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return -EINVAL;
+	if (len > NAME_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+void ply_lookup_release(struct ply_lookup *lk)
+{
+	for (size_t i = 0; i < lk->nparts; i++)
+		ply_sys_close(lk->parts[i].fd);
+	free(lk->parts);
+	lk->parts = NULL;
+	lk->nparts = 0;
+}
+
+static int push_part(struct ply_lookup *lk, uint16_t layer, int fd,
+		     enum ply_opaque state)
+{
+	struct ply_part *grown =
+		realloc(lk->parts, (lk->nparts + 1) * sizeof(*lk->parts));
+
+	if (!grown)
+		return -ENOMEM;
+	lk->parts = grown;
+	grown[lk->nparts++] = (struct ply_part){ layer, fd, state };
+	return 0;
+}
+
+/* Does the layer directory dirfd hold ".wh.NAME", hiding NAME below? */
+static bool has_whiteout_file(int dirfd, const char *name)
+{
+	char wh[PLY_WH_PREFIX_LEN + NAME_MAX + 1];
+	struct stat st;
+
+	if (strlen(name) + PLY_WH_PREFIX_LEN > NAME_MAX)
+		return false;
+	memcpy(wh, PLY_WH_PREFIX, PLY_WH_PREFIX_LEN);
+	strcpy(wh + PLY_WH_PREFIX_LEN, name);
+	return ply_sys_fstatat(dirfd, wh, &st) == 0;
+}
+
+int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
+		    size_t nparts, struct stat *ret_st)
+{
+	const struct ply_layer *layer = &stack->layers[parts[0].layer];
+	struct stat st;
+	int r = ply_sys_fstat(parts[0].fd, &st);
+
+	if (r < 0)
+		return r;
+	st.st_ino = ply_ino_compose(layer, st.st_dev, st.st_ino);
+	/* like overlayfs: a merged directory's link count is unknown */
+	if (S_ISDIR(st.st_mode) && nparts > 1)
+		st.st_nlink = 1;
+	*ret_st = st;
+	return 0;
+}
+
+/* Visits name in one layer's directory: adds it to lk when it belongs to
+ * the merged object. Returns 1 to go on to the next layer, 0 to stop. */
+static int visit_layer(struct ply_lookup *lk, const struct ply_part *dir,
+		       const char *name)
+{
+	enum ply_opaque state = PLY_DIR_PLAIN;
+	struct stat st;
+	int fd, r;
+
+	fd = ply_sys_open_path(dir->fd, name);
+	if (fd == -ENOENT)
+		return has_whiteout_file(dir->fd, name) ? 0 : 1;
+	if (fd < 0)
+		return fd;
+	r = ply_sys_fstat(fd, &st);
+	if (r < 0)
+		goto drop;
+	if (ply_marker_is_whiteout(dir->fd, name, &st, dir->state) > 0) {
+		r = 0;
+		goto drop;
+	}
+	if (lk->nparts && !S_ISDIR(st.st_mode)) {
+		r = 0; /* a non-directory below a directory is hidden */
+		goto drop;
+	}
+	if (S_ISDIR(st.st_mode))
+		ply_marker_dir_state(fd, &state);
+	r = push_part(lk, dir->layer, fd, state);
+	if (r < 0)
+		goto drop;
+	if (!S_ISDIR(st.st_mode) || state == PLY_DIR_OPAQUE)
+		return 0;
+	return has_whiteout_file(dir->fd, name) ? 0 : 1;
+drop:
+	close(fd);
+	return r;
+}
+
+int ply_lookup_name(const struct ply_stack *stack,
+		    const struct ply_part *parent, size_t nparent,
+		    const char *name, struct ply_lookup *ret)
+{
+	struct ply_lookup lk = { 0 };
+	int r;
+
+	r = ply_name_check(name);
+	if (r < 0)
+		return r;
+	if (ply_marker_name_reserved(name))
+		return -ENOENT;
+	for (size_t i = 0; i < nparent; i++) {
+		r = visit_layer(&lk, &parent[i], name);
+		if (r < 0)
+			goto fail;
+		if (r == 0)
+			break;
+	}
+	if (!lk.nparts) {
+		r = -ENOENT;
+		goto fail;
+	}
+	r = ply_object_stat(stack, lk.parts, lk.nparts, &lk.st);
+	if (r < 0)
+		goto fail;
+	*ret = lk;
+	return 0;
+fail:
+	ply_lookup_release(&lk);
+	return r;
+}
+
+int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret)
+{
+	struct ply_lookup lk = { 0 };
+	int r = 0;
+
+	for (size_t i = 0; i < stack->nlayers && r >= 0; i++) {
+		enum ply_opaque state;
+		int fd = ply_sys_openat(stack->layers[i].fd, ".",
+					O_PATH | O_DIRECTORY, 0);
+
+		if (fd < 0) {
+			r = fd;
+			break;
+		}
+		ply_marker_dir_state(fd, &state);
+		/* layer roots always merge: an opaque root hides nothing */
+		if (state == PLY_DIR_OPAQUE)
+			state = PLY_DIR_XWHITEOUTS;
+		r = push_part(&lk, (uint16_t)i, fd, state);
+		if (r < 0)
+			close(fd);
+	}
+	if (r >= 0)
+		r = ply_object_stat(stack, lk.parts, lk.nparts, &lk.st);
+	if (r < 0) {
+		ply_lookup_release(&lk);
+		return r;
+	}
+	*ret = lk;
+	return 0;
+}

@@ -1,0 +1,438 @@
+/* options.c: the -o option syntax of overlayfs and fuse-overlayfs.
+ * Owns the split of one option string into ours, libfuse's mount options,
+ * and the fuse-overlayfs options accepted for compatibility. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ply.h"
+
+/* Splits s at every sep not preceded by a backslash. When unescape is
+ * set, each backslash escape is replaced by the character it escapes. */
+static int split(const char *s, char sep, bool unescape, char ***ret_parts,
+		 size_t *ret_n)
+{
+	size_t len = strlen(s), n = 0, cap = 4;
+	char **parts = calloc(cap, sizeof(*parts));
+	char *cur = malloc(len + 1);
+	size_t curlen = 0;
+
+	if (!parts || !cur)
+		goto nomem;
+	for (size_t i = 0;; i++) {
+		char c = s[i];
+
+		if (c == '\\' && s[i + 1]) {
+			if (!unescape)
+				cur[curlen++] = c;
+			cur[curlen++] = s[++i];
+			continue;
+		}
+		if (c != sep && c != '\0') {
+			cur[curlen++] = c;
+			continue;
+		}
+		if (n + 1 >= cap) {
+			char **grown = realloc(parts, 2 * cap * sizeof(*parts));
+			if (!grown)
+				goto nomem;
+			parts = grown;
+			cap *= 2;
+		}
+		parts[n] = strndup(cur, curlen);
+		if (!parts[n])
+			goto nomem;
+		n++;
+		curlen = 0;
+		if (c == '\0')
+			break;
+	}
+	free(cur);
+	*ret_parts = parts;
+	*ret_n = n;
+	return 0;
+nomem:
+	free(cur);
+	ply_strv_free(parts, n);
+	return -ENOMEM;
+}
+
+int ply_split_escaped(const char *s, char sep, char ***ret_parts, size_t *ret_n)
+{
+	return split(s, sep, true, ret_parts, ret_n);
+}
+
+void ply_strv_free(char **v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int unescape_dup(const char *s, char **ret)
+{
+	char **parts;
+	size_t n;
+	int r = split(s, '\0', true, &parts, &n);
+
+	if (r < 0)
+		return r;
+	*ret = parts[0];
+	parts[0] = NULL;
+	ply_strv_free(parts, n);
+	return 0;
+}
+
+static int strv_push(char ***v, size_t *n, const char *s)
+{
+	char **grown = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (!grown)
+		return -ENOMEM;
+	*v = grown;
+	grown[*n] = strdup(s);
+	if (!grown[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+void ply_options_init(struct ply_options *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->timeout = -1;
+	opts->threaded = PLY_UNSET;
+}
+
+void ply_options_free(struct ply_options *opts)
+{
+	ply_strv_free(opts->lowerdirs, opts->nlower);
+	ply_strv_free(opts->unimplemented, opts->nunimplemented);
+	free(opts->upperdir);
+	free(opts->workdir);
+	free(opts->fuse_opts);
+	ply_options_init(opts);
+}
+
+/* ---- values ------------------------------------------------------------- */
+
+static bool parse_uint(const char *v, unsigned long max, unsigned long *ret)
+{
+	char *end;
+	unsigned long x;
+
+	if (!v || !*v || *v == '-' || *v == '+')
+		return false;
+	errno = 0;
+	x = strtoul(v, &end, 10);
+	if (errno || *end || x > max)
+		return false;
+	*ret = x;
+	return true;
+}
+
+static bool value_is_bool01(const char *v)
+{
+	return v && (!strcmp(v, "0") || !strcmp(v, "1"));
+}
+
+static bool value_in(const char *v, const char *const *allowed)
+{
+	for (; v && *allowed; allowed++)
+		if (!strcmp(v, *allowed))
+			return true;
+	return false;
+}
+
+/* "container:host:size" triples joined by ':', an optional leading ':'. */
+static bool value_is_idmap(const char *v)
+{
+	unsigned long x;
+	char **parts;
+	size_t n, first;
+	bool ok = true;
+
+	if (!v || ply_split_escaped(v, ':', &parts, &n) < 0)
+		return false;
+	first = (n > 0 && !parts[0][0]) ? 1 : 0;
+	if (n - first == 0 || (n - first) % 3)
+		ok = false;
+	for (size_t i = first; ok && i < n; i++)
+		ok = parse_uint(parts[i], UINT32_MAX, &x);
+	ply_strv_free(parts, n);
+	return ok;
+}
+
+static bool value_is_id(const char *v)
+{
+	unsigned long x;
+
+	return parse_uint(v, UINT32_MAX, &x);
+}
+
+static bool value_is_timeout(const char *v, double *ret)
+{
+	char *end;
+	double x;
+
+	if (!v || !*v)
+		return false;
+	errno = 0;
+	x = strtod(v, &end);
+	if (errno || *end || !(x >= 0) || x > 1e9)
+		return false;
+	*ret = x;
+	return true;
+}
+
+/* ---- the option tables -------------------------------------------------- */
+
+enum value_kind {
+	V_NONE,    /* a flag: must have no value */
+	V_BOOL01,  /* 0 or 1 */
+	V_ID,      /* a number up to 2^32-1 */
+	V_IDMAP,   /* uidmapping syntax */
+	V_ANY,     /* any non-empty text */
+	V_ONOFF,   /* on or off */
+	V_CHOICE,  /* one of choices */
+};
+
+struct compat_option {
+	const char *name;
+	enum value_kind kind;
+	const char *const *choices;
+};
+
+static const char *const xattr_permission_values[] = { "0", "1", "2", NULL };
+static const char *const redirect_values[] = { "on", "off", "follow",
+					       "nofollow", NULL };
+static const char *const xino_values[] = { "on", "off", "auto", NULL };
+static const char *const noxattrs_values[] = { "0", "1", "2", NULL };
+
+/* fuse-overlayfs and kernel overlayfs options a runtime may pass, accepted
+ * with their values checked; the ones not implemented yet are reported. */
+static const struct compat_option compat_options[] = {
+	{ "uidmapping", V_IDMAP, NULL },
+	{ "gidmapping", V_IDMAP, NULL },
+	{ "squash_to_root", V_NONE, NULL },
+	{ "squash_to_uid", V_ID, NULL },
+	{ "squash_to_gid", V_ID, NULL },
+	{ "static_nlink", V_NONE, NULL },
+	{ "noacl", V_NONE, NULL },
+	{ "fsync", V_BOOL01, NULL },
+	{ "fast_ino", V_BOOL01, NULL },
+	{ "writeback", V_BOOL01, NULL },
+	{ "xattr_permissions", V_CHOICE, xattr_permission_values },
+	{ "volatile", V_NONE, NULL },
+	{ "redirect_dir", V_CHOICE, redirect_values },
+	{ "index", V_ONOFF, NULL },
+	{ "metacopy", V_ONOFF, NULL },
+	{ "xino", V_CHOICE, xino_values },
+	{ "userxattr", V_NONE, NULL },
+	{ "noxattrs", V_CHOICE, noxattrs_values },
+	{ "plugins", V_ANY, NULL },
+	{ "max_idle_threads", V_ID, NULL },
+	{ "whiteout", V_ANY, NULL },
+};
+
+/* Options of the FUSE mount itself, handed to libfuse. */
+static const char *const fuse_flag_options[] = {
+	"allow_other", "allow_root", "default_permissions", "auto_unmount",
+	"blkdev", "ro", "rw", "suid", "nosuid", "dev", "nodev", "exec",
+	"noexec", "async", "sync", "dirsync", "noatime", "nodiratime", NULL,
+};
+static const char *const fuse_value_options[] = {
+	"fsname", "subtype", "max_read", "blksize", "context", "fscontext",
+	"defcontext", "rootcontext", NULL,
+};
+
+/* Tokens that mount(8) and fstab use for themselves; meaningless here. */
+static const char *const mount_helper_options[] = {
+	"defaults", "auto", "noauto", "user", "nouser", "users", "owner",
+	"group", "nofail", "_netdev", "atime", "relatime", "strictatime",
+	"lazytime", "nolazytime", "iversion", "noiversion", NULL,
+};
+
+static bool value_ok(const struct compat_option *o, const char *v)
+{
+	static const char *const onoff[] = { "on", "off", NULL };
+
+	switch (o->kind) {
+	case V_NONE:
+		return !v;
+	case V_BOOL01:
+		return value_is_bool01(v);
+	case V_ID:
+		return value_is_id(v);
+	case V_IDMAP:
+		return value_is_idmap(v);
+	case V_ANY:
+		return v && *v;
+	case V_ONOFF:
+		return value_in(v, onoff);
+	case V_CHOICE:
+		return value_in(v, o->choices);
+	}
+	return false;
+}
+
+static int append_fuse_opt(struct ply_options *opts, const char *opt)
+{
+	size_t old = opts->fuse_opts ? strlen(opts->fuse_opts) : 0;
+	char *grown = realloc(opts->fuse_opts, old + strlen(opt) + 2);
+
+	if (!grown)
+		return -ENOMEM;
+	opts->fuse_opts = grown;
+	if (old)
+		grown[old++] = ',';
+	strcpy(grown + old, opt);
+	return 0;
+}
+
+static int note_unimplemented(struct ply_options *opts, const char *name)
+{
+	for (size_t i = 0; i < opts->nunimplemented; i++)
+		if (!strcmp(opts->unimplemented[i], name))
+			return 0;
+	return strv_push(&opts->unimplemented, &opts->nunimplemented, name);
+}
+
+static int set_path(char **slot, const char *name, const char *raw,
+		    struct ply_err *err)
+{
+	char *v;
+	int r;
+
+	if (!*raw)
+		return ply_err_set(err, -EINVAL, "%s= needs a path", name);
+	r = unescape_dup(raw, &v);
+	if (r < 0)
+		return r;
+	free(*slot);
+	*slot = v;
+	return 0;
+}
+
+static int add_lowerdirs(struct ply_options *opts, const char *raw,
+			 bool append, struct ply_err *err)
+{
+	char **parts;
+	size_t n;
+	int r = split(raw, ':', true, &parts, &n);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (!parts[i][0]) {
+			ply_strv_free(parts, n);
+			return ply_err_set(err, -EINVAL,
+					   "lowerdir=%s has an empty layer path",
+					   raw);
+		}
+	if (!append) {
+		ply_strv_free(opts->lowerdirs, opts->nlower);
+		opts->lowerdirs = NULL;
+		opts->nlower = 0;
+	}
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = strv_push(&opts->lowerdirs, &opts->nlower, parts[i]);
+	ply_strv_free(parts, n);
+	return r;
+}
+
+static int parse_one(struct ply_options *opts, const char *opt,
+		     struct ply_err *err)
+{
+	const char *eq = strchr(opt, '=');
+	size_t namelen = eq ? (size_t)(eq - opt) : strlen(opt);
+	const char *v = eq ? eq + 1 : NULL;
+	char name[64];
+
+	if (namelen >= sizeof(name))
+		return ply_err_set(err, -EINVAL, "unknown option '%s'", opt);
+	memcpy(name, opt, namelen);
+	name[namelen] = '\0';
+
+	if (!strcmp(name, "lowerdir") || !strcmp(name, "lowerdir+")) {
+		if (!v || !*v)
+			return ply_err_set(err, -EINVAL,
+					   "lowerdir= needs at least one path");
+		return add_lowerdirs(opts, v, name[8] == '+', err);
+	}
+	if (!strcmp(name, "upperdir") && v)
+		return set_path(&opts->upperdir, name, v, err);
+	if (!strcmp(name, "workdir") && v)
+		return set_path(&opts->workdir, name, v, err);
+	if (!strcmp(name, "timeout")) {
+		if (!value_is_timeout(v, &opts->timeout))
+			return ply_err_set(err, -EINVAL,
+					   "timeout=%s: expected seconds, e.g. timeout=3600",
+					   v ? v : "");
+		return 0;
+	}
+	if (!strcmp(name, "threaded")) {
+		if (!value_is_bool01(v))
+			return ply_err_set(err, -EINVAL,
+					   "threaded=%s: expected 0 or 1",
+					   v ? v : "");
+		opts->threaded = v[0] == '1' ? PLY_ON : PLY_OFF;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(compat_options) / sizeof(*compat_options);
+	     i++) {
+		const struct compat_option *o = &compat_options[i];
+
+		if (strcmp(name, o->name))
+			continue;
+		if (!value_ok(o, v))
+			return ply_err_set(err, -EINVAL,
+					   "%s: invalid value for option %s",
+					   opt, name);
+		return note_unimplemented(opts, name);
+	}
+	if (!v && value_in(name, fuse_flag_options))
+		return append_fuse_opt(opts, opt);
+	if (v && *v && value_in(name, fuse_value_options))
+		return append_fuse_opt(opts, opt);
+	if ((!v && value_in(name, mount_helper_options)) ||
+	    !strncmp(name, "x-", 2) || !strcmp(name, "comment"))
+		return 0;
+	return ply_err_set(err, -EINVAL, "unknown option '%s'", opt);
+}
+
+int ply_options_parse(struct ply_options *opts, const char *optstr,
+		      struct ply_err *err)
+{
+	char **parts;
+	size_t n;
+	int r = split(optstr, ',', false, &parts, &n);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r >= 0; i++)
+		if (parts[i][0]) /* runtimes pass ",," and trailing commas */
+			r = parse_one(opts, parts[i], err);
+	ply_strv_free(parts, n);
+	return r;
+}
+
+int ply_options_validate(const struct ply_options *opts, struct ply_err *err)
+{
+	if (!opts->nlower)
+		return ply_err_set(err, -EINVAL,
+				   "no lowerdir= given: need at least one layer");
+	if (opts->nlower > PLY_MAX_LAYERS)
+		return ply_err_set(err, -EINVAL,
+				   "too many layers: %zu given, at most %d",
+				   opts->nlower, PLY_MAX_LAYERS);
+	if (opts->upperdir && !opts->workdir)
+		return ply_err_set(err, -EINVAL,
+				   "upperdir= needs workdir= as well");
+	if (opts->workdir && !opts->upperdir)
+		return ply_err_set(err, -EINVAL,
+				   "workdir= given without upperdir=");
+	return 0;
+}

@@ -1,0 +1,200 @@
+/* libply: the union core, with no FUSE in it.
+ * This header reads as the table of contents: one section per module, in the
+ * order a request flows through them (options -> stack -> markers -> lookup ->
+ * inode table -> merged readdir). Functions return >= 0 on success and
+ * -errno on failure; ret_* output parameters are set only on success. */
+#ifndef PLY_H
+#define PLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define PLY_MAX_LAYERS 500
+
+/* ---- err.c: one-line diagnostics for the caller to print ---------------- */
+struct ply_err {
+	char msg[1024];
+};
+/* Formats msg into err (if err is non-NULL) and returns code (a -errno). */
+int ply_err_set(struct ply_err *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- log.c: lib/ logs only at debug level, through a settable sink ------ */
+typedef void (*ply_log_sink)(const char *line);
+void ply_log_set_sink(ply_log_sink sink);
+void ply_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- options.c: the overlayfs / fuse-overlayfs option syntax ------------ */
+enum ply_tristate { PLY_UNSET = -1, PLY_OFF = 0, PLY_ON = 1 };
+
+struct ply_options {
+	char **lowerdirs; /* top first, as given (escapes removed) */
+	size_t nlower;
+	char *upperdir;
+	char *workdir;
+	double timeout; /* entry/attr cache seconds; < 0: not given */
+	enum ply_tristate threaded; /* multithreaded session loop */
+	/* options accepted for compatibility but not implemented yet, each
+	 * named once so the daemon can warn about them */
+	char **unimplemented;
+	size_t nunimplemented;
+	/* options that belong to the FUSE mount itself, comma-joined */
+	char *fuse_opts;
+};
+
+void ply_options_init(struct ply_options *opts);
+/* Parses one -o argument and adds it to opts (several -o accumulate). */
+int ply_options_parse(struct ply_options *opts, const char *optstr,
+		      struct ply_err *err);
+/* Checks what a whole option set needs (lowerdir given, upper with work). */
+int ply_options_validate(const struct ply_options *opts, struct ply_err *err);
+void ply_options_free(struct ply_options *opts);
+/* Splits s at unescaped sep, removing backslash escapes from each part. */
+int ply_split_escaped(const char *s, char sep, char ***ret_parts,
+		      size_t *ret_n);
+void ply_strv_free(char **v, size_t n);
+
+/* ---- stack.c: the layers, opened once, each reached only by its fd ------ */
+#define PLY_LAYER_ID_UPPER 0
+#define PLY_LAYER_ID_HASHED 1023
+
+struct ply_layer {
+	char *path; /* absolute, for messages only */
+	int fd;     /* O_PATH|O_DIRECTORY of the layer root, owned */
+	dev_t dev;
+	ino_t ino;
+	uint16_t id; /* inode-number namespace: 0 upper, 1.. lowers */
+	bool is_upper;
+};
+
+struct ply_stack {
+	struct ply_layer *layers; /* upper (if any) first, then top..bottom */
+	size_t nlayers;
+	bool has_upper;
+	int workfd; /* O_PATH of workdir, or -1 */
+	char *workdir;
+};
+
+int ply_stack_open(struct ply_stack *stack, const struct ply_options *opts,
+		   struct ply_err *err);
+/* Refuses a mountpoint that lies inside a layer or that holds one. */
+int ply_stack_check_mountpoint(const struct ply_stack *stack, const char *mnt,
+			       struct ply_err *err);
+void ply_stack_close(struct ply_stack *stack);
+
+/* ---- ino.c: stable, unique inode numbers (see docs/inode-numbers.md) ---- */
+#define PLY_INO_BITS 54
+uint64_t ply_ino_compose(const struct ply_layer *layer, dev_t dev, ino_t ino);
+
+/* ---- marker.c: whiteout and opaque codecs, every format read ------------ */
+#define PLY_WH_PREFIX ".wh."
+#define PLY_WH_PREFIX_LEN 4
+#define PLY_WH_OPAQUE ".wh..wh..opq"
+
+enum ply_opaque {
+	PLY_DIR_PLAIN = 0,  /* no marker */
+	PLY_DIR_OPAQUE,     /* hides everything below */
+	PLY_DIR_XWHITEOUTS, /* not opaque, but may hold xattr whiteouts */
+};
+
+/* True for names plyfs never lists nor returns: every .wh. name. */
+bool ply_marker_name_reserved(const char *name);
+/* For ".wh.NAME" (not ".wh..wh.*") returns NAME, else NULL. */
+const char *ply_marker_whiteout_target(const char *name);
+/* Reads the opaque state of a directory in one layer; dirfd is the
+ * directory itself (O_PATH is fine). */
+int ply_marker_dir_state(int dirfd, enum ply_opaque *ret_state);
+/* Is the entry name (with its lstat st) in directory dirfd a whiteout?
+ * dir_state says whether xattr whiteouts may be present. 1 yes, 0 no. */
+int ply_marker_is_whiteout(int dirfd, const char *name, const struct stat *st,
+			   enum ply_opaque dir_state);
+/* True for xattrs private to plyfs or overlayfs: hidden and unsettable. */
+bool ply_xattr_is_private(const char *name);
+
+/* ---- namei.c: looking a name up across the layers ----------------------- */
+/* One layer's piece of a merged object: a non-directory has exactly one,
+ * a merged directory one per layer it spans, top first. */
+struct ply_part {
+	uint16_t layer; /* index into stack->layers */
+	int fd;         /* O_PATH|O_NOFOLLOW, owned by whoever holds the part */
+	enum ply_opaque state; /* directories only */
+};
+
+struct ply_lookup {
+	struct stat st; /* of the topmost part, st_ino composed */
+	struct ply_part *parts;
+	size_t nparts;
+};
+
+/* Checks a name from the kernel: not empty, no '/', not . or .., short. */
+int ply_name_check(const char *name);
+/* Looks name up in the merged directory made of parts. -ENOENT when the
+ * name does not exist or is hidden; on success ret owns the part fds. */
+int ply_lookup_name(const struct ply_stack *stack,
+		    const struct ply_part *parent, size_t nparent,
+		    const char *name, struct ply_lookup *ret);
+/* Builds the root: every layer's root, merged. */
+int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret);
+void ply_lookup_release(struct ply_lookup *lk);
+/* Reports the stat of a merged object's topmost part, st_ino composed and,
+ * for a directory that spans layers, st_nlink 1 as overlayfs does. */
+int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
+		    size_t nparts, struct stat *ret_st);
+
+/* ---- inode.c: the table of objects the kernel knows about --------------- */
+struct ply_inode {
+	uint64_t ino;   /* st_ino: also the key in the table */
+	mode_t type;    /* S_IFMT bits */
+	uint64_t nlookup; /* kernel references; protected by the table lock */
+	uint64_t parent_ino; /* directories: st_ino of the merged parent */
+	pthread_rwlock_t lock; /* protects parts (they change on copy-up) */
+	struct ply_part *parts;
+	size_t nparts;
+	struct ply_inode *next; /* hash chain; protected by the table lock */
+};
+
+struct ply_inode_table {
+	pthread_mutex_t lock;
+	struct ply_inode **buckets;
+	size_t nbuckets;
+	size_t count;
+};
+
+int ply_inode_table_init(struct ply_inode_table *table);
+void ply_inode_table_destroy(struct ply_inode_table *table);
+/* Finds the inode for lk's object or inserts one, and adds one lookup
+ * reference. Takes ownership of lk's parts in every case (they are closed
+ * when an inode already existed). */
+int ply_inode_table_acquire(struct ply_inode_table *table,
+			    struct ply_lookup *lk, struct ply_inode **ret);
+/* Drops n references; frees the inode when none remain. */
+void ply_inode_table_forget(struct ply_inode_table *table,
+			    struct ply_inode *inode, uint64_t n);
+
+/* ---- readdir.c: the merged listing of one directory --------------------- */
+struct ply_dirent {
+	const char *name; /* points into the listing's pool */
+	uint64_t ino;     /* equals the entry's st_ino */
+	unsigned char type; /* DT_* */
+	uint16_t layer;   /* index of the layer that provides it */
+};
+
+struct ply_dir {
+	struct ply_dirent *entries; /* "." and ".." first */
+	size_t count;
+	char *pool;
+	size_t pool_used, pool_size;
+};
+
+/* Reads the merged listing of a directory made of parts: each name once,
+ * topmost wins, markers and whited-out names left out. */
+int ply_dir_read(const struct ply_stack *stack, const struct ply_part *parts,
+		 size_t nparts, uint64_t self_ino, uint64_t parent_ino,
+		 struct ply_dir *ret);
+void ply_dir_free(struct ply_dir *dir);
+
+#endif

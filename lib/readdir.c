@@ -1,0 +1,274 @@
+/* readdir.c: the merged listing of one directory, read once per open
+ * handle so offsets stay stable (telldir/seekdir). Each name appears once,
+ * from the topmost layer that has it; markers and whited-out names are
+ * left out. A ".wh.NAME" hides NAME only in the layers below its own. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "ply.h"
+#include "sys.h"
+
+/* Names already decided: listed, or hidden by a whiteout. Open addressing
+ * over indexes into recs; pool offsets stay valid while the pool grows. */
+struct name_rec {
+	size_t name_off;
+	bool hidden;
+};
+
+struct name_set {
+	uint32_t *slots; /* 0 empty, else rec index + 1 */
+	size_t nslots;
+	struct name_rec *recs;
+	size_t nrecs, recs_cap;
+};
+
+struct builder {
+	struct ply_dir *dir;
+	struct name_set seen;
+	size_t entries_cap;
+	size_t *entry_off; /* pool offset of each entry's name */
+	size_t entry_off_cap;
+	size_t *pending; /* pool offsets of ".wh." targets of this layer */
+	size_t npending, pending_cap;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	size_t ncap = *cap ? *cap : 64;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	q = realloc(*p, ncap * elem);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = ncap;
+	return 0;
+}
+
+static int pool_add(struct ply_dir *dir, const char *name, size_t *ret_off)
+{
+	size_t len = strlen(name) + 1;
+	int r = grow((void **)&dir->pool, &dir->pool_size, dir->pool_used + len,
+		     1);
+
+	if (r < 0)
+		return r;
+	memcpy(dir->pool + dir->pool_used, name, len);
+	*ret_off = dir->pool_used;
+	dir->pool_used += len;
+	return 0;
+}
+
+static size_t slot_of(const struct name_set *set, const char *name)
+{
+	return (size_t)XXH3_64bits(name, strlen(name)) & (set->nslots - 1);
+}
+
+/* Returns the slot holding name, or the empty slot where it would go. */
+static size_t probe(const struct name_set *set, const char *pool,
+		    const char *name)
+{
+	size_t s = slot_of(set, name);
+
+	while (set->slots[s] &&
+	       strcmp(pool + set->recs[set->slots[s] - 1].name_off, name))
+		s = (s + 1) & (set->nslots - 1);
+	return s;
+}
+
+static int set_rehash(struct name_set *set, const char *pool)
+{
+	size_t n = set->nslots ? set->nslots * 2 : 256;
+	uint32_t *old = set->slots;
+
+	set->slots = calloc(n, sizeof(*set->slots));
+	if (!set->slots) {
+		set->slots = old;
+		return -ENOMEM;
+	}
+	set->nslots = n;
+	for (size_t i = 0; i < set->nrecs; i++)
+		set->slots[probe(set, pool, pool + set->recs[i].name_off)] =
+			(uint32_t)(i + 1);
+	free(old);
+	return 0;
+}
+
+static bool set_contains(const struct name_set *set, const char *pool,
+			 const char *name)
+{
+	return set->nslots && set->slots[probe(set, pool, name)];
+}
+
+static int set_insert(struct name_set *set, const char *pool, size_t name_off,
+		      bool hidden)
+{
+	int r;
+
+	if (2 * (set->nrecs + 1) > set->nslots) {
+		r = set_rehash(set, pool);
+		if (r < 0)
+			return r;
+	}
+	r = grow((void **)&set->recs, &set->recs_cap, set->nrecs + 1,
+		 sizeof(*set->recs));
+	if (r < 0)
+		return r;
+	set->recs[set->nrecs] = (struct name_rec){ name_off, hidden };
+	set->slots[probe(set, pool, pool + name_off)] =
+		(uint32_t)(++set->nrecs);
+	return 0;
+}
+
+static int add_entry(struct builder *b, const char *name, uint64_t ino,
+		     unsigned char type, uint16_t layer)
+{
+	struct ply_dir *dir = b->dir;
+	size_t off;
+	int r;
+
+	r = grow((void **)&dir->entries, &b->entries_cap, dir->count + 1,
+		 sizeof(*dir->entries));
+	if (r >= 0)
+		r = grow((void **)&b->entry_off, &b->entry_off_cap, dir->count + 1,
+			 sizeof(*b->entry_off));
+	if (r < 0)
+		return r;
+	r = pool_add(dir, name, &off);
+	if (r < 0)
+		return r;
+	b->entry_off[dir->count] = off;
+	dir->entries[dir->count++] =
+		(struct ply_dirent){ NULL, ino, type, layer };
+	return 0;
+}
+
+static unsigned char type_of_mode(mode_t mode)
+{
+	return (unsigned char)IFTODT(mode);
+}
+
+/* Decides one name of one layer: listed, hidden, or already decided. */
+static int take_name(struct builder *b, const struct ply_stack *stack,
+		     const struct ply_part *part, const struct dirent *de)
+{
+	const struct ply_layer *layer = &stack->layers[part->layer];
+	const char *name = de->d_name;
+	unsigned char type = de->d_type;
+	const char *target;
+	struct stat st;
+	size_t off;
+	int r;
+
+	if (ply_marker_name_reserved(name)) {
+		target = ply_marker_whiteout_target(name);
+		if (!target)
+			return 0;
+		r = pool_add(b->dir, target, &off);
+		if (r >= 0)
+			r = grow((void **)&b->pending, &b->pending_cap,
+				 b->npending + 1, sizeof(*b->pending));
+		if (r >= 0)
+			b->pending[b->npending++] = off;
+		return r;
+	}
+	if (set_contains(&b->seen, b->dir->pool, name))
+		return 0;
+	if (type == DT_UNKNOWN || type == DT_CHR ||
+	    (type == DT_REG && part->state != PLY_DIR_PLAIN)) {
+		if (ply_sys_fstatat(part->fd, name, &st) < 0)
+			return 0; /* vanished meanwhile */
+		type = type_of_mode(st.st_mode);
+		if (ply_marker_is_whiteout(part->fd, name, &st, part->state) >
+		    0) {
+			r = pool_add(b->dir, name, &off);
+			return r < 0 ? r :
+				       set_insert(&b->seen, b->dir->pool, off,
+						  true);
+		}
+	}
+	r = add_entry(b, name, ply_ino_compose(layer, layer->dev, de->d_ino),
+		      type, part->layer);
+	if (r < 0)
+		return r;
+	return set_insert(&b->seen, b->dir->pool,
+			  b->entry_off[b->dir->count - 1], false);
+}
+
+static int read_layer(struct builder *b, const struct ply_stack *stack,
+		      const struct ply_part *part)
+{
+	char buf[32768];
+	ssize_t n;
+	int fd, r = 0;
+
+	fd = ply_sys_openat(part->fd, ".", O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd;
+	while ((n = ply_sys_getdents(fd, buf, sizeof(buf))) > 0 && r >= 0) {
+		for (ssize_t pos = 0; pos < n && r >= 0;) {
+			struct dirent *de = (struct dirent *)(buf + pos);
+
+			pos += de->d_reclen;
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				r = take_name(b, stack, part, de);
+		}
+	}
+	close(fd);
+	if (n < 0)
+		return (int)n;
+	/* this layer's ".wh.NAME" files hide NAME in the layers below */
+	for (size_t i = 0; i < b->npending && r >= 0; i++) {
+		const char *target = b->dir->pool + b->pending[i];
+
+		if (!set_contains(&b->seen, b->dir->pool, target))
+			r = set_insert(&b->seen, b->dir->pool, b->pending[i],
+				       true);
+	}
+	b->npending = 0;
+	return r;
+}
+
+int ply_dir_read(const struct ply_stack *stack, const struct ply_part *parts,
+		 size_t nparts, uint64_t self_ino, uint64_t parent_ino,
+		 struct ply_dir *ret)
+{
+	struct ply_dir dir = { 0 };
+	struct builder b = { .dir = &dir };
+	int r;
+
+	r = add_entry(&b, ".", self_ino, DT_DIR, parts[0].layer);
+	if (r >= 0)
+		r = add_entry(&b, "..", parent_ino, DT_DIR, parts[0].layer);
+	for (size_t i = 0; i < nparts && r >= 0; i++)
+		r = read_layer(&b, stack, &parts[i]);
+	free(b.seen.slots);
+	free(b.seen.recs);
+	free(b.pending);
+	if (r < 0) {
+		free(b.entry_off);
+		ply_dir_free(&dir);
+		return r;
+	}
+	for (size_t i = 0; i < dir.count; i++)
+		dir.entries[i].name = dir.pool + b.entry_off[i];
+	free(b.entry_off);
+	*ret = dir;
+	return 0;
+}
+
+void ply_dir_free(struct ply_dir *dir)
+{
+	free(dir->entries);
+	free(dir->pool);
+	memset(dir, 0, sizeof(*dir));
+}
