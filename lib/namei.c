@@ -76,29 +76,50 @@ int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
 	return 0;
 }
 
+static void trace_step(struct ply_trace *trace, uint16_t layer,
+		       enum ply_seen seen, mode_t mode, enum ply_opaque state,
+		       bool wh_file)
+{
+	if (trace && trace->n < PLY_TRACE_MAX)
+		trace->steps[trace->n++] =
+			(struct ply_trace_step){ layer, seen, mode, state,
+						 wh_file };
+}
+
 /* Visits name in one layer's directory: adds it to lk when it belongs to
  * the merged object. Returns 1 to go on to the next layer, 0 to stop. */
 static int visit_layer(struct ply_lookup *lk, const struct ply_part *dir,
-		       const char *name)
+		       const char *name, struct ply_trace *trace)
 {
 	enum ply_opaque state = PLY_DIR_PLAIN;
 	struct stat st;
+	bool wh_file;
 	int fd, r;
 
 	fd = ply_sys_open_path(dir->fd, name);
-	if (fd == -ENOENT)
-		return has_whiteout_file(dir->fd, name) ? 0 : 1;
+	if (fd == -ENOENT) {
+		wh_file = has_whiteout_file(dir->fd, name);
+		trace_step(trace, dir->layer,
+			   wh_file ? PLY_SEEN_WHITEOUT_FILE : PLY_SEEN_NOTHING,
+			   0, state, wh_file);
+		return wh_file ? 0 : 1;
+	}
 	if (fd < 0)
 		return fd;
 	r = ply_sys_fstat(fd, &st);
 	if (r < 0)
 		goto drop;
 	if (ply_marker_is_whiteout(dir->fd, name, &st, dir->state) > 0) {
+		trace_step(trace, dir->layer, PLY_SEEN_WHITEOUT, st.st_mode,
+			   state, false);
 		r = 0;
 		goto drop;
 	}
 	if (lk->nparts && !S_ISDIR(st.st_mode)) {
-		r = 0; /* a non-directory below a directory is hidden */
+		/* a non-directory below a directory is hidden */
+		trace_step(trace, dir->layer, PLY_SEEN_HIDDEN_NONDIR,
+			   st.st_mode, state, false);
+		r = 0;
 		goto drop;
 	}
 	if (S_ISDIR(st.st_mode))
@@ -106,17 +127,22 @@ static int visit_layer(struct ply_lookup *lk, const struct ply_part *dir,
 	r = push_part(lk, dir->layer, fd, state);
 	if (r < 0)
 		goto drop;
-	if (!S_ISDIR(st.st_mode) || state == PLY_DIR_OPAQUE)
+	wh_file = S_ISDIR(st.st_mode) && state != PLY_DIR_OPAQUE &&
+		  has_whiteout_file(dir->fd, name);
+	trace_step(trace, dir->layer, PLY_SEEN_OBJECT, st.st_mode, state,
+		   wh_file);
+	if (!S_ISDIR(st.st_mode) || state == PLY_DIR_OPAQUE || wh_file)
 		return 0;
-	return has_whiteout_file(dir->fd, name) ? 0 : 1;
+	return 1;
 drop:
 	close(fd);
 	return r;
 }
 
-int ply_lookup_name(const struct ply_stack *stack,
-		    const struct ply_part *parent, size_t nparent,
-		    const char *name, struct ply_lookup *ret)
+int ply_lookup_traced(const struct ply_stack *stack,
+		      const struct ply_part *parent, size_t nparent,
+		      const char *name, struct ply_lookup *ret,
+		      struct ply_trace *trace)
 {
 	struct ply_lookup lk = { 0 };
 	int r;
@@ -127,7 +153,7 @@ int ply_lookup_name(const struct ply_stack *stack,
 	if (ply_marker_name_reserved(name))
 		return -ENOENT;
 	for (size_t i = 0; i < nparent; i++) {
-		r = visit_layer(&lk, &parent[i], name);
+		r = visit_layer(&lk, &parent[i], name, trace);
 		if (r < 0)
 			goto fail;
 		if (r == 0)
@@ -145,6 +171,13 @@ int ply_lookup_name(const struct ply_stack *stack,
 fail:
 	ply_lookup_release(&lk);
 	return r;
+}
+
+int ply_lookup_name(const struct ply_stack *stack,
+		    const struct ply_part *parent, size_t nparent,
+		    const char *name, struct ply_lookup *ret)
+{
+	return ply_lookup_traced(stack, parent, nparent, name, ret, NULL);
 }
 
 int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret)

@@ -137,6 +137,31 @@ int ply_name_check(const char *name);
 int ply_lookup_name(const struct ply_stack *stack,
 		    const struct ply_part *parent, size_t nparent,
 		    const char *name, struct ply_lookup *ret);
+/* What a lookup saw in each layer it visited, for plyctl which. */
+enum ply_seen {
+	PLY_SEEN_NOTHING,       /* name absent in this layer */
+	PLY_SEEN_OBJECT,        /* part of the result */
+	PLY_SEEN_WHITEOUT,      /* a char device 0/0 or xattr whiteout */
+	PLY_SEEN_WHITEOUT_FILE, /* a ".wh.NAME" file */
+	PLY_SEEN_HIDDEN_NONDIR, /* a non-directory below a directory */
+};
+struct ply_trace_step {
+	uint16_t layer;
+	enum ply_seen seen;
+	mode_t mode;
+	enum ply_opaque state; /* of a directory object */
+	bool wh_file;          /* a ".wh.NAME" beside the object, too */
+};
+#define PLY_TRACE_MAX (PLY_MAX_LAYERS + 1)
+struct ply_trace {
+	struct ply_trace_step steps[PLY_TRACE_MAX];
+	size_t n;
+};
+/* ply_lookup_name, recording each layer's step in trace. */
+int ply_lookup_traced(const struct ply_stack *stack,
+		      const struct ply_part *parent, size_t nparent,
+		      const char *name, struct ply_lookup *ret,
+		      struct ply_trace *trace);
 /* Builds the root: every layer's root, merged. */
 int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret);
 void ply_lookup_release(struct ply_lookup *lk);
@@ -144,6 +169,31 @@ void ply_lookup_release(struct ply_lookup *lk);
  * for a directory that spans layers, st_nlink 1 as overlayfs does. */
 int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
 		    size_t nparts, struct stat *ret_st);
+
+/* ---- which.c: where a path comes from (plyctl which) ------------------- */
+enum ply_which_role {
+	PLY_ROLE_PROVIDES, /* the topmost object: what the view shows */
+	PLY_ROLE_MERGED,   /* a lower directory merged into it */
+	PLY_ROLE_HIDES,    /* a whiteout that hides what is below */
+	PLY_ROLE_SHADOWED, /* an object below the one shown */
+	PLY_ROLE_HIDDEN,   /* an object hidden by a marker (see why) */
+};
+struct ply_which_row {
+	uint16_t layer; /* index into stack->layers */
+	enum ply_which_role role;
+	mode_t mode;
+	char marker[64]; /* the marker this row is or carries */
+	char why[192];   /* hidden and shadowed rows: what is above them */
+};
+struct ply_which {
+	struct ply_which_row rows[PLY_MAX_LAYERS + 1];
+	size_t n;
+	bool visible;
+	size_t hidden_at;      /* > 0: a parent is not a visible directory */
+	char hidden_path[4096]; /* that parent; the rows describe it */
+};
+int ply_which(const struct ply_stack *stack, const char *path,
+	      struct ply_which *ret, struct ply_err *err);
 
 /* ---- inode.c: the table of objects the kernel knows about --------------- */
 struct ply_inode {

@@ -1,4 +1,47 @@
-/* plyctl: the toolbox. */
+/* plyctl: the toolbox for layer stacks, working offline through libply. */
 #include <stdio.h>
-#include "ply.h"
-int main(void) { return 0; }
+#include <string.h>
+
+#include "plyctl.h"
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "which", plyctl_which,
+	  "which layer provides a path, and what it shadows or what hides it" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: plyctl COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name,
+			commands[i].summary);
+	fprintf(out, "\nplyctl COMMAND --help shows a command's usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return PLYCTL_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		printf("plyctl version %s\n", PLY_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "plyctl: unknown command '%s' (see plyctl --help)\n",
+		argv[1]);
+	return PLYCTL_EXIT_USAGE;
+}
