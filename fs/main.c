@@ -71,13 +71,14 @@ static int build_fuse_args(struct fuse_args *args, const char *argv0,
 	char opts[4096];
 	int n;
 
+	/* ro comes last: mount(8) passes "rw", which must not win */
 	n = snprintf(opts, sizeof(opts),
 		     "default_permissions,subtype=plyfs,fsname=%s%s%s%s%s",
 		     cli->source ? cli->source : "plyfs",
-		     read_only ? ",ro" : "",
 		     geteuid() == 0 ? ",allow_other" : "",
 		     cli->opts.fuse_opts ? "," : "",
-		     cli->opts.fuse_opts ? cli->opts.fuse_opts : "");
+		     cli->opts.fuse_opts ? cli->opts.fuse_opts : "",
+		     read_only ? ",ro" : "");
 	if (n < 0 || (size_t)n >= sizeof(opts))
 		return -E2BIG;
 	if (fuse_opt_add_arg(args, argv0) || fuse_opt_add_arg(args, "-o") ||
