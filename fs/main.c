@@ -27,6 +27,7 @@ static const struct fuse_lowlevel_ops plyfs_ops = {
 	.releasedir = plyfs_releasedir,
 	.open = plyfs_open,
 	.read = plyfs_read,
+	.lseek = plyfs_lseek,
 	.flush = plyfs_flush,
 	.release = plyfs_release,
 	.getxattr = plyfs_getxattr,

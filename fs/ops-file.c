@@ -53,6 +53,19 @@ void plyfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* SEEK_DATA and SEEK_HOLE answer from the real file, so sparse files
+ * copy as sparse files. */
+void plyfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		 struct fuse_file_info *fi)
+{
+	off_t pos = lseek((int)fi->fh, off, whence);
+
+	if (pos < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, pos);
+}
+
 void plyfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, 0);

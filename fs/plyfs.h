@@ -74,6 +74,8 @@ void plyfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 void plyfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void plyfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
+void plyfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		 struct fuse_file_info *fi);
 void plyfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void plyfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
