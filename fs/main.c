@@ -55,15 +55,29 @@ static void warn_unimplemented(const struct ply_options *opts)
 		"plyfs: warning: not implemented yet, ignored: %s\n", list);
 }
 
-/* Each layer, inode and open handle holds an fd: take all we may. */
+/* Each layer part of an inode the kernel holds, and each open handle, is an
+ * fd: take all we may. Root may go past the hard limit, up to nr_open. */
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
+	unsigned long nr_open = 0;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+	if (f) {
+		if (fscanf(f, "%lu", &nr_open) != 1)
+			nr_open = 0;
+		fclose(f);
 	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (nr_open > rl.rlim_max) {
+		struct rlimit wider = { nr_open, nr_open };
+
+		if (setrlimit(RLIMIT_NOFILE, &wider) == 0)
+			return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 static int build_fuse_args(struct fuse_args *args, const char *argv0,
@@ -105,30 +119,27 @@ static int serve(struct fuse_session *se, const struct plyfs_cli *cli)
 	return r;
 }
 
-static int setup_root(struct plyfs *fs)
+/* The part fds of cached inodes may use half of the fd limit; open files
+ * and in-flight lookups take the rest. */
+static size_t fd_budget(void)
 {
-	struct ply_lookup lk;
-	int r = ply_lookup_root(&fs->stack, &lk);
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 4096;
+	return rl.rlim_cur / 2 > 64 ? rl.rlim_cur / 2 : 64;
+}
+
+static int setup_table(struct plyfs *fs)
+{
+	struct ply_lookup root;
+	int r = ply_lookup_root(&fs->stack, &root);
 
 	if (r < 0)
 		return r;
-	fs->root.ino = lk.st.st_ino;
-	fs->root.parent_ino = lk.st.st_ino;
-	fs->root.type = S_IFDIR;
-	fs->root.nlookup = 1;
-	fs->root.parts = lk.parts;
-	fs->root.nparts = lk.nparts;
-	pthread_rwlock_init(&fs->root.lock, NULL);
-	return 0;
-}
-
-static void release_root(struct plyfs *fs)
-{
-	struct ply_lookup lk = { .parts = fs->root.parts,
-				 .nparts = fs->root.nparts };
-
-	ply_lookup_release(&lk);
-	pthread_rwlock_destroy(&fs->root.lock);
+	r = ply_inode_table_init(&fs->table, &root, fd_budget());
+	ply_lookup_release(&root);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -176,18 +187,15 @@ int main(int argc, char **argv)
 	fs.timeout = cli.opts.timeout >= 0 ? cli.opts.timeout : 86400.0;
 
 	status = EXIT_FAILURE;
-	r = ply_inode_table_init(&fs.table);
-	if (r < 0)
-		goto out_stack;
-	r = setup_root(&fs);
+	r = setup_table(&fs);
 	if (r < 0) {
 		fprintf(stderr, "plyfs: cannot read the layer roots: %s\n",
 			strerror(-r));
-		goto out_table;
+		goto out_stack;
 	}
 	r = build_fuse_args(&args, argv[0], &cli, fs.read_only);
 	if (r < 0)
-		goto out_root;
+		goto out_table;
 	se = fuse_session_new(&args, &plyfs_ops, sizeof(plyfs_ops), &fs);
 	if (!se)
 		goto out_args;
@@ -207,8 +215,6 @@ out_session:
 	fuse_session_destroy(se);
 out_args:
 	fuse_opt_free_args(&args);
-out_root:
-	release_root(&fs);
 out_table:
 	ply_inode_table_destroy(&fs.table);
 out_stack:

@@ -20,13 +20,13 @@ static int do_opendir(struct plyfs *fs, struct ply_inode *inode,
 
 	if (!dir)
 		return -ENOMEM;
-	parent_ino = inode == &fs->root ?
-			     inode->ino :
-			     __atomic_load_n(&inode->parent_ino, __ATOMIC_RELAXED);
-	pthread_rwlock_rdlock(&inode->lock);
-	r = ply_dir_read(&fs->stack, inode->parts, inode->nparts, inode->ino,
-			 parent_ino, dir);
-	pthread_rwlock_unlock(&inode->lock);
+	parent_ino = inode->parent ? inode->parent->ino : inode->ino;
+	r = plyfs_use(fs, inode);
+	if (r >= 0) {
+		r = ply_dir_read(&fs->stack, inode->parts, inode->nparts,
+				 inode->ino, parent_ino, dir);
+		plyfs_done(fs, inode);
+	}
 	if (r < 0) {
 		free(dir);
 		return r;

@@ -26,20 +26,19 @@ int plyfs_do_lookup(struct plyfs *fs, struct ply_inode *parent,
 	struct ply_lookup lk;
 	int r;
 
-	pthread_rwlock_rdlock(&parent->lock);
+	r = plyfs_use(fs, parent);
+	if (r < 0)
+		return r;
 	r = ply_lookup_name(&fs->stack, parent->parts, parent->nparts, name,
 			    &lk);
-	pthread_rwlock_unlock(&parent->lock);
+	plyfs_done(fs, parent);
 	if (r < 0)
 		return r;
 	memset(ret_e, 0, sizeof(*ret_e));
 	ret_e->attr = lk.st;
-	r = ply_inode_table_acquire(&fs->table, &lk, &child);
+	r = ply_inode_table_acquire(&fs->table, parent, name, &lk, &child);
 	if (r < 0)
 		return r;
-	if (S_ISDIR(child->type))
-		__atomic_store_n(&child->parent_ino, parent->ino,
-				 __ATOMIC_RELAXED);
 	ret_e->ino = plyfs_nodeid(fs, child);
 	ret_e->attr_timeout = fs->timeout;
 	ret_e->entry_timeout = fs->timeout;
@@ -94,11 +93,12 @@ void plyfs_forget_multi(fuse_req_t req, size_t count,
 static int do_getattr(struct plyfs *fs, struct ply_inode *inode,
 		      struct stat *ret_st)
 {
-	int r;
+	int r = plyfs_use(fs, inode);
 
-	pthread_rwlock_rdlock(&inode->lock);
+	if (r < 0)
+		return r;
 	r = ply_object_stat(&fs->stack, inode->parts, inode->nparts, ret_st);
-	pthread_rwlock_unlock(&inode->lock);
+	plyfs_done(fs, inode);
 	return r;
 }
 
@@ -121,9 +121,12 @@ void plyfs_readlink(fuse_req_t req, fuse_ino_t ino)
 	char buf[PATH_MAX + 1];
 	ssize_t n;
 
-	pthread_rwlock_rdlock(&inode->lock);
-	n = ply_sys_readlinkat(inode->parts[0].fd, "", buf, sizeof(buf));
-	pthread_rwlock_unlock(&inode->lock);
+	n = plyfs_use(fs, inode);
+	if (n >= 0) {
+		n = ply_sys_readlinkat(inode->parts[0].fd, "", buf,
+				       sizeof(buf));
+		plyfs_done(fs, inode);
+	}
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
 		return;

@@ -14,10 +14,12 @@ static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
 
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
 		return -EROFS; /* the writable layer comes with copy-up */
-	pthread_rwlock_rdlock(&inode->lock);
+	fd = plyfs_use(fs, inode);
+	if (fd < 0)
+		return fd;
 	fd = ply_sys_reopen(inode->parts[0].fd,
 			    flags & ~(O_NOFOLLOW | O_TRUNC | O_APPEND));
-	pthread_rwlock_unlock(&inode->lock);
+	plyfs_done(fs, inode);
 	if (fd < 0)
 		return fd;
 	*ret_fd = fd;

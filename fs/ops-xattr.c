@@ -7,11 +7,6 @@
 #include "plyfs.h"
 #include "sys.h"
 
-static int top_fd_locked(struct ply_inode *inode)
-{
-	return inode->parts[0].fd;
-}
-
 void plyfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		    size_t size)
 {
@@ -28,9 +23,11 @@ void plyfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_rwlock_rdlock(&inode->lock);
-	n = ply_sys_fd_getxattr(top_fd_locked(inode), name, buf, size);
-	pthread_rwlock_unlock(&inode->lock);
+	n = plyfs_use(fs, inode);
+	if (n >= 0) {
+		n = ply_sys_fd_getxattr(inode->parts[0].fd, name, buf, size);
+		plyfs_done(fs, inode);
+	}
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (!size)
@@ -91,9 +88,11 @@ void plyfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	ssize_t n;
 	size_t len;
 
-	pthread_rwlock_rdlock(&inode->lock);
-	n = list_all(top_fd_locked(inode), &list);
-	pthread_rwlock_unlock(&inode->lock);
+	n = plyfs_use(fs, inode);
+	if (n >= 0) {
+		n = list_all(inode->parts[0].fd, &list);
+		plyfs_done(fs, inode);
+	}
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
 		return;

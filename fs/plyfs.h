@@ -12,8 +12,7 @@
 
 struct plyfs {
 	struct ply_stack stack;
-	struct ply_inode_table table;
-	struct ply_inode root; /* FUSE_ROOT_ID; never forgotten */
+	struct ply_inode_table table; /* its root is FUSE_ROOT_ID */
 	double timeout;        /* entry and attr cache, seconds */
 	bool read_only;
 };
@@ -38,13 +37,30 @@ static inline struct plyfs *plyfs_of(fuse_req_t req)
 static inline struct ply_inode *plyfs_inode(struct plyfs *fs, fuse_ino_t ino)
 {
 	if (ino == FUSE_ROOT_ID)
-		return &fs->root;
+		return fs->table.root;
 	return (struct ply_inode *)(uintptr_t)ino;
 }
 
 static inline fuse_ino_t plyfs_nodeid(struct plyfs *fs, struct ply_inode *i)
 {
-	return i == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)i;
+	return i == fs->table.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)i;
+}
+
+/* Brackets every use of an inode's parts: their fds are open and the
+ * parts stay as they are until plyfs_done. */
+static inline int plyfs_use(struct plyfs *fs, struct ply_inode *inode)
+{
+	int r = ply_inode_pin(&fs->table, inode);
+
+	if (r >= 0)
+		pthread_rwlock_rdlock(&inode->lock);
+	return r;
+}
+
+static inline void plyfs_done(struct plyfs *fs, struct ply_inode *inode)
+{
+	pthread_rwlock_unlock(&inode->lock);
+	ply_inode_unpin(&fs->table, inode);
 }
 
 /* ops-entry.c */

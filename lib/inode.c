@@ -1,9 +1,13 @@
 /* inode.c: the table of merged objects the kernel holds references to,
- * keyed by st_ino (unique per object, so hard links share one inode).
- * Lock order: table lock, then an inode's lock; never the other way. */
+ * keyed by st_ino (unique per object, so hard links share one inode), and
+ * the cache of their part fds, bounded so that a tree of any size can be
+ * served within the process's fd limit.
+ * Lock order: an inode's fd_lock, then the table lock. The table lock is
+ * never held across a syscall other than close. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ply.h"
 #include "sys.h"
@@ -17,23 +21,115 @@ static size_t bucket_of(const struct ply_inode_table *table, uint64_t ino)
 	       (table->nbuckets - 1);
 }
 
-int ply_inode_table_init(struct ply_inode_table *table)
+static struct ply_inode *inode_new(struct ply_lookup *lk, const char *name)
+{
+	struct ply_inode *inode = calloc(1, sizeof(*inode));
+
+	if (!inode)
+		return NULL;
+	inode->name = strdup(name);
+	if (!inode->name) {
+		free(inode);
+		return NULL;
+	}
+	inode->ino = lk->st.st_ino;
+	inode->type = lk->st.st_mode & S_IFMT;
+	inode->parts = lk->parts;
+	inode->nparts = lk->nparts;
+	inode->fds_open = true;
+	lk->parts = NULL;
+	lk->nparts = 0;
+	pthread_rwlock_init(&inode->lock, NULL);
+	pthread_mutex_init(&inode->fd_lock, NULL);
+	return inode;
+}
+
+/* ---- the LRU of unpinned inodes with open fds --------------------------- */
+
+static bool in_lru(const struct ply_inode_table *table,
+		   const struct ply_inode *inode)
+{
+	return inode->lru_prev || table->lru_head == inode;
+}
+
+static void lru_remove(struct ply_inode_table *table, struct ply_inode *inode)
+{
+	if (!in_lru(table, inode))
+		return;
+	if (inode->lru_prev)
+		inode->lru_prev->lru_next = inode->lru_next;
+	else
+		table->lru_head = inode->lru_next;
+	if (inode->lru_next)
+		inode->lru_next->lru_prev = inode->lru_prev;
+	else
+		table->lru_tail = inode->lru_prev;
+	inode->lru_prev = inode->lru_next = NULL;
+}
+
+static void lru_append(struct ply_inode_table *table, struct ply_inode *inode)
+{
+	inode->lru_prev = table->lru_tail;
+	inode->lru_next = NULL;
+	if (table->lru_tail)
+		table->lru_tail->lru_next = inode;
+	else
+		table->lru_head = inode;
+	table->lru_tail = inode;
+}
+
+static void close_fds_locked(struct ply_inode_table *table,
+			     struct ply_inode *inode)
+{
+	if (!inode->fds_open)
+		return;
+	for (size_t i = 0; i < inode->nparts; i++) {
+		ply_sys_close(inode->parts[i].fd);
+		inode->parts[i].fd = -1;
+	}
+	table->open_fds -= inode->nparts;
+	inode->fds_open = false;
+}
+
+static void trim_locked(struct ply_inode_table *table)
+{
+	while (table->open_fds > table->max_fds && table->lru_head) {
+		struct ply_inode *victim = table->lru_head;
+
+		lru_remove(table, victim);
+		close_fds_locked(table, victim);
+	}
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+int ply_inode_table_init(struct ply_inode_table *table, struct ply_lookup *root,
+			 size_t max_fds)
 {
 	memset(table, 0, sizeof(*table));
 	table->buckets = calloc(INITIAL_BUCKETS, sizeof(*table->buckets));
-	if (!table->buckets)
+	table->root = inode_new(root, "/");
+	if (!table->buckets || !table->root) {
+		free(table->buckets);
+		free(table->root);
 		return -ENOMEM;
+	}
 	table->nbuckets = INITIAL_BUCKETS;
+	table->max_fds = max_fds;
+	table->root->nlookup = 1;
+	table->root->pins = 1; /* the root's fds stay open */
+	table->open_fds = table->root->nparts;
 	pthread_mutex_init(&table->lock, NULL);
 	return 0;
 }
 
-static void inode_free(struct ply_inode *inode)
+static void inode_free(struct ply_inode_table *table, struct ply_inode *inode)
 {
-	for (size_t i = 0; i < inode->nparts; i++)
-		ply_sys_close(inode->parts[i].fd);
+	close_fds_locked(table, inode);
 	free(inode->parts);
+	free(inode->name);
 	pthread_rwlock_destroy(&inode->lock);
+	pthread_mutex_destroy(&inode->fd_lock);
 	free(inode);
 }
 
@@ -44,17 +140,19 @@ void ply_inode_table_destroy(struct ply_inode_table *table)
 
 		for (; inode; inode = next) {
 			next = inode->next;
-			inode_free(inode);
+			inode_free(table, inode);
 		}
 	}
+	if (table->root)
+		inode_free(table, table->root);
 	free(table->buckets);
 	pthread_mutex_destroy(&table->lock);
 	memset(table, 0, sizeof(*table));
 }
 
 /* Doubles the bucket array when the table gets crowded; a failed
- * allocation just leaves longer chains. Called with the lock held. */
-static void maybe_grow(struct ply_inode_table *table)
+ * allocation just leaves longer chains. */
+static void maybe_grow_locked(struct ply_inode_table *table)
 {
 	size_t old_n = table->nbuckets;
 	struct ply_inode **old = table->buckets, **grown;
@@ -90,41 +188,107 @@ static struct ply_inode *find_locked(struct ply_inode_table *table,
 	return inode;
 }
 
+static bool unused(const struct ply_inode *inode)
+{
+	return !inode->nlookup && !inode->nchildren && !inode->pins;
+}
+
+/* Frees inode, and then each parent that nothing holds any more. */
+static void release_locked(struct ply_inode_table *table,
+			   struct ply_inode *inode)
+{
+	while (inode && inode != table->root && unused(inode)) {
+		struct ply_inode **link = &table->buckets[bucket_of(table,
+								     inode->ino)];
+		struct ply_inode *parent = inode->parent;
+
+		while (*link && *link != inode)
+			link = &(*link)->next;
+		if (*link)
+			*link = inode->next;
+		table->count--;
+		lru_remove(table, inode);
+		inode_free(table, inode);
+		if (parent)
+			parent->nchildren--;
+		inode = parent;
+	}
+}
+
+/* An inode whose fds were closed takes the fresh ones of a new lookup. */
+static bool adopt_locked(struct ply_inode_table *table,
+			 struct ply_inode *inode, struct ply_lookup *lk)
+{
+	if (inode->fds_open || inode->nparts != lk->nparts)
+		return false;
+	for (size_t i = 0; i < lk->nparts; i++)
+		if (inode->parts[i].layer != lk->parts[i].layer)
+			return false;
+	for (size_t i = 0; i < lk->nparts; i++) {
+		inode->parts[i].fd = lk->parts[i].fd;
+		lk->parts[i].fd = -1;
+	}
+	inode->fds_open = true;
+	table->open_fds += inode->nparts;
+	if (!inode->pins)
+		lru_append(table, inode);
+	return true;
+}
+
 int ply_inode_table_acquire(struct ply_inode_table *table,
+			    struct ply_inode *parent, const char *name,
 			    struct ply_lookup *lk, struct ply_inode **ret)
 {
 	struct ply_inode *inode, *fresh;
 	size_t b;
 
 	/* allocate outside the lock; most lookups of a cold tree insert */
-	fresh = calloc(1, sizeof(*fresh));
+	pthread_mutex_lock(&table->lock);
+	inode = find_locked(table, lk->st.st_ino);
+	if (inode) {
+		inode->nlookup++;
+		adopt_locked(table, inode, lk);
+		trim_locked(table);
+		pthread_mutex_unlock(&table->lock);
+		ply_lookup_release(lk);
+		*ret = inode;
+		return 0;
+	}
+	pthread_mutex_unlock(&table->lock);
+
+	fresh = inode_new(lk, name);
 	if (!fresh) {
 		ply_lookup_release(lk);
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&table->lock);
-	inode = find_locked(table, lk->st.st_ino);
-	if (inode) {
+	inode = find_locked(table, fresh->ino);
+	if (inode) { /* another thread inserted it meanwhile */
+		struct ply_lookup mine = { .parts = fresh->parts,
+					   .nparts = fresh->nparts };
+
 		inode->nlookup++;
+		adopt_locked(table, inode, &mine);
+		trim_locked(table);
 		pthread_mutex_unlock(&table->lock);
-		free(fresh);
-		ply_lookup_release(lk);
+		fresh->parts = NULL;
+		fresh->nparts = 0;
+		ply_lookup_release(&mine);
+		inode_free(table, fresh);
 		*ret = inode;
 		return 0;
 	}
-	fresh->ino = lk->st.st_ino;
-	fresh->type = lk->st.st_mode & S_IFMT;
 	fresh->nlookup = 1;
-	fresh->parts = lk->parts;
-	fresh->nparts = lk->nparts;
-	pthread_rwlock_init(&fresh->lock, NULL);
-	lk->parts = NULL;
-	lk->nparts = 0;
+	fresh->parent = parent;
+	parent->nchildren++;
 	b = bucket_of(table, fresh->ino);
 	fresh->next = table->buckets[b];
 	table->buckets[b] = fresh;
 	table->count++;
-	maybe_grow(table);
+	table->open_fds += fresh->nparts;
+	lru_append(table, fresh);
+	maybe_grow_locked(table);
+	trim_locked(table);
 	pthread_mutex_unlock(&table->lock);
 	*ret = fresh;
 	return 0;
@@ -133,20 +297,106 @@ int ply_inode_table_acquire(struct ply_inode_table *table,
 void ply_inode_table_forget(struct ply_inode_table *table,
 			    struct ply_inode *inode, uint64_t n)
 {
-	struct ply_inode **link;
+	pthread_mutex_lock(&table->lock);
+	inode->nlookup = inode->nlookup > n ? inode->nlookup - n : 0;
+	release_locked(table, inode);
+	pthread_mutex_unlock(&table->lock);
+}
+
+/* ---- pinning: the fds of an inode in use -------------------------------- */
+
+static const struct ply_part *part_in_layer(const struct ply_inode *dir,
+					    uint16_t layer)
+{
+	for (size_t i = 0; i < dir->nparts; i++)
+		if (dir->parts[i].layer == layer)
+			return &dir->parts[i];
+	return NULL;
+}
+
+/* Reopens every part of inode by name from its parent; the parent's own
+ * fds are pinned (and reopened) for the while. Called with fd_lock held. */
+static int reopen_parts(struct ply_inode_table *table, struct ply_inode *inode)
+{
+	struct ply_inode *parent = inode->parent;
+	int *fds, r, pinned;
+	bool open;
 
 	pthread_mutex_lock(&table->lock);
-	if (inode->nlookup > n) {
-		inode->nlookup -= n;
-		pthread_mutex_unlock(&table->lock);
-		return;
-	}
-	link = &table->buckets[bucket_of(table, inode->ino)];
-	while (*link && *link != inode)
-		link = &(*link)->next;
-	if (*link)
-		*link = inode->next;
-	table->count--;
+	open = inode->fds_open;
 	pthread_mutex_unlock(&table->lock);
-	inode_free(inode);
+	if (open)
+		return 0;
+	if (!parent)
+		return -ESTALE;
+	fds = malloc(inode->nparts * sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	r = pinned = ply_inode_pin(table, parent);
+	for (size_t i = 0; i < inode->nparts && r >= 0; i++) {
+		const struct ply_part *part = &inode->parts[i];
+		const struct ply_part *dir = part_in_layer(parent, part->layer);
+		struct stat st;
+
+		fds[i] = dir ? ply_sys_open_path(dir->fd, inode->name) :
+			       -ESTALE;
+		r = fds[i] < 0 ? fds[i] : ply_sys_fstat(fds[i], &st);
+		if (r >= 0 && (st.st_dev != part->dev || st.st_ino != part->ino))
+			r = -ESTALE; /* the layer changed under us */
+		if (r < 0) {
+			if (fds[i] >= 0)
+				ply_sys_close(fds[i]);
+			while (i--)
+				ply_sys_close(fds[i]);
+		}
+	}
+	if (pinned >= 0)
+		ply_inode_unpin(table, parent);
+	if (r < 0) {
+		free(fds);
+		return r == -ENOENT ? -ESTALE : r;
+	}
+	pthread_mutex_lock(&table->lock);
+	if (inode->fds_open) { /* a lookup gave it fresh fds meanwhile */
+		for (size_t i = 0; i < inode->nparts; i++)
+			ply_sys_close(fds[i]);
+	} else {
+		for (size_t i = 0; i < inode->nparts; i++)
+			inode->parts[i].fd = fds[i];
+		inode->fds_open = true;
+		table->open_fds += inode->nparts;
+	}
+	pthread_mutex_unlock(&table->lock);
+	free(fds);
+	return 0;
+}
+
+int ply_inode_pin(struct ply_inode_table *table, struct ply_inode *inode)
+{
+	bool open;
+	int r;
+
+	pthread_mutex_lock(&table->lock);
+	if (inode->pins++ == 0)
+		lru_remove(table, inode);
+	open = inode->fds_open;
+	pthread_mutex_unlock(&table->lock);
+	if (open)
+		return 0;
+	pthread_mutex_lock(&inode->fd_lock);
+	r = reopen_parts(table, inode);
+	pthread_mutex_unlock(&inode->fd_lock);
+	if (r < 0)
+		ply_inode_unpin(table, inode);
+	return r;
+}
+
+void ply_inode_unpin(struct ply_inode_table *table, struct ply_inode *inode)
+{
+	pthread_mutex_lock(&table->lock);
+	if (--inode->pins == 0 && inode->fds_open)
+		lru_append(table, inode);
+	release_locked(table, inode);
+	trim_locked(table);
+	pthread_mutex_unlock(&table->lock);
 }

@@ -34,7 +34,7 @@ void ply_lookup_release(struct ply_lookup *lk)
 }
 
 static int push_part(struct ply_lookup *lk, uint16_t layer, int fd,
-		     enum ply_opaque state)
+		     enum ply_opaque state, const struct stat *st)
 {
 	struct ply_part *grown =
 		realloc(lk->parts, (lk->nparts + 1) * sizeof(*lk->parts));
@@ -42,7 +42,8 @@ static int push_part(struct ply_lookup *lk, uint16_t layer, int fd,
 	if (!grown)
 		return -ENOMEM;
 	lk->parts = grown;
-	grown[lk->nparts++] = (struct ply_part){ layer, fd, state };
+	grown[lk->nparts++] =
+		(struct ply_part){ layer, fd, state, st->st_dev, st->st_ino };
 	return 0;
 }
 
@@ -124,7 +125,7 @@ static int visit_layer(struct ply_lookup *lk, const struct ply_part *dir,
 	}
 	if (S_ISDIR(st.st_mode))
 		ply_marker_dir_state(fd, &state);
-	r = push_part(lk, dir->layer, fd, state);
+	r = push_part(lk, dir->layer, fd, state, &st);
 	if (r < 0)
 		goto drop;
 	wh_file = S_ISDIR(st.st_mode) && state != PLY_DIR_OPAQUE &&
@@ -187,6 +188,7 @@ int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret)
 
 	for (size_t i = 0; i < stack->nlayers && r >= 0; i++) {
 		enum ply_opaque state;
+		struct stat st;
 		int fd = ply_sys_openat(stack->layers[i].fd, ".",
 					O_PATH | O_DIRECTORY, 0);
 
@@ -194,11 +196,16 @@ int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret)
 			r = fd;
 			break;
 		}
+		r = ply_sys_fstat(fd, &st);
+		if (r < 0) {
+			close(fd);
+			break;
+		}
 		ply_marker_dir_state(fd, &state);
 		/* layer roots always merge: an opaque root hides nothing */
 		if (state == PLY_DIR_OPAQUE)
 			state = PLY_DIR_XWHITEOUTS;
-		r = push_part(&lk, (uint16_t)i, fd, state);
+		r = push_part(&lk, (uint16_t)i, fd, state, &st);
 		if (r < 0)
 			close(fd);
 	}

@@ -120,8 +120,11 @@ bool ply_xattr_is_private(const char *name);
  * a merged directory one per layer it spans, top first. */
 struct ply_part {
 	uint16_t layer; /* index into stack->layers */
-	int fd;         /* O_PATH|O_NOFOLLOW, owned by whoever holds the part */
+	int fd;         /* O_PATH|O_NOFOLLOW, owned by whoever holds the part;
+			 * -1 while an inode's fds are closed (inode.c) */
 	enum ply_opaque state; /* directories only */
+	dev_t dev;      /* the real object, to check a reopen against */
+	ino_t ino;
 };
 
 struct ply_lookup {
@@ -196,15 +199,28 @@ int ply_which(const struct ply_stack *stack, const char *path,
 	      struct ply_which *ret, struct ply_err *err);
 
 /* ---- inode.c: the table of objects the kernel knows about --------------- */
+/* An inode's part fds are a cache: the table keeps at most max_fds of them
+ * open and closes those of the least recently used unpinned inodes. A
+ * closed part is reopened from the same layer's part of the parent, by
+ * name, and checked to be the same object (else -ESTALE). Use the fds of
+ * an inode only between ply_inode_pin and ply_inode_unpin. */
 struct ply_inode {
 	uint64_t ino;   /* st_ino: also the key in the table */
 	mode_t type;    /* S_IFMT bits */
-	uint64_t nlookup; /* kernel references; protected by the table lock */
-	uint64_t parent_ino; /* directories: st_ino of the merged parent */
+	struct ply_inode *parent; /* the directory it was found in; counted
+				   * in parent->nchildren; NULL for the root */
+	char *name;     /* its name there */
 	pthread_rwlock_t lock; /* protects parts (they change on copy-up) */
 	struct ply_part *parts;
 	size_t nparts;
-	struct ply_inode *next; /* hash chain; protected by the table lock */
+	pthread_mutex_t fd_lock; /* serializes reopening the part fds */
+	/* protected by the table lock: */
+	uint64_t nlookup;  /* kernel references */
+	uint64_t nchildren; /* inodes whose parent this is */
+	uint64_t pins;     /* users of the part fds right now */
+	bool fds_open;
+	struct ply_inode *next; /* hash chain */
+	struct ply_inode *lru_prev, *lru_next; /* unpinned, fds open */
 };
 
 struct ply_inode_table {
@@ -212,18 +228,28 @@ struct ply_inode_table {
 	struct ply_inode **buckets;
 	size_t nbuckets;
 	size_t count;
+	struct ply_inode *root;
+	struct ply_inode *lru_head, *lru_tail; /* head: least recently used */
+	size_t open_fds, max_fds;
 };
 
-int ply_inode_table_init(struct ply_inode_table *table);
+/* Sets up the table with root (its parts taken from lk) and a budget of
+ * max_fds part fds. */
+int ply_inode_table_init(struct ply_inode_table *table, struct ply_lookup *root,
+			 size_t max_fds);
 void ply_inode_table_destroy(struct ply_inode_table *table);
-/* Finds the inode for lk's object or inserts one, and adds one lookup
- * reference. Takes ownership of lk's parts in every case (they are closed
- * when an inode already existed). */
+/* Finds the inode for lk's object (found as name in parent) or inserts
+ * one, and adds one lookup reference. Takes ownership of lk's parts in
+ * every case. */
 int ply_inode_table_acquire(struct ply_inode_table *table,
+			    struct ply_inode *parent, const char *name,
 			    struct ply_lookup *lk, struct ply_inode **ret);
-/* Drops n references; frees the inode when none remain. */
+/* Drops n lookup references; frees the inode when nothing holds it. */
 void ply_inode_table_forget(struct ply_inode_table *table,
 			    struct ply_inode *inode, uint64_t n);
+/* Makes sure inode's part fds are open and keeps them so until unpin. */
+int ply_inode_pin(struct ply_inode_table *table, struct ply_inode *inode);
+void ply_inode_unpin(struct ply_inode_table *table, struct ply_inode *inode);
 
 /* ---- readdir.c: the merged listing of one directory --------------------- */
 struct ply_dirent {
