@@ -149,6 +149,7 @@ int main(int argc, char **argv)
 	struct plyfs_cli cli;
 	struct fuse_session *se;
 	struct ply_err err = { "" };
+	char *mountpoint = NULL;
 	int r, status = EXIT_USAGE;
 
 	r = plyfs_cli_parse(argc, argv, &cli, &err);
@@ -174,7 +175,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "plyfs: %s\n", err.msg);
 		goto out_options;
 	}
-	r = ply_stack_check_mountpoint(&fs.stack, cli.mountpoint, &err);
+	/* absolute: the daemon leaves its working directory behind */
+	mountpoint = realpath(cli.mountpoint, NULL);
+	if (!mountpoint) {
+		fprintf(stderr, "plyfs: mountpoint %s: %s%s\n", cli.mountpoint,
+			strerror(errno),
+			errno == ENOTCONN ?
+				" (a crashed FUSE mount? run fusermount3 -u on it)" :
+				"");
+		goto out_stack;
+	}
+	r = ply_stack_check_mountpoint(&fs.stack, mountpoint, &err);
 	if (r < 0) {
 		fprintf(stderr, "plyfs: %s\n", err.msg);
 		goto out_stack;
@@ -201,12 +212,14 @@ int main(int argc, char **argv)
 		goto out_args;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
-	if (fuse_session_mount(se, cli.mountpoint) != 0)
+	if (fuse_session_mount(se, mountpoint) != 0)
 		goto out_signals;
 	/* the parent exits only now, with the mount up */
 	fuse_daemonize(cli.foreground);
 	r = serve(se, &cli);
-	status = r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	/* SIGTERM and SIGINT end the loop with their number: a clean stop */
+	status = r == 0 || fuse_session_exited(se) ? EXIT_SUCCESS :
+						       EXIT_FAILURE;
 
 	fuse_session_unmount(se);
 out_signals:
@@ -218,6 +231,7 @@ out_args:
 out_table:
 	ply_inode_table_destroy(&fs.table);
 out_stack:
+	free(mountpoint);
 	ply_stack_close(&fs.stack);
 out_options:
 	ply_options_free(&cli.opts);

@@ -17,8 +17,12 @@ static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
 	fd = plyfs_use(fs, inode);
 	if (fd < 0)
 		return fd;
-	fd = ply_sys_reopen(inode->parts[0].fd,
-			    flags & ~(O_NOFOLLOW | O_TRUNC | O_APPEND));
+	/* reading must not touch a layer, not even its atimes; O_NOATIME
+	 * needs ownership or CAP_FOWNER, so it is a wish, not a must */
+	flags &= ~(O_NOFOLLOW | O_TRUNC | O_APPEND);
+	fd = ply_sys_reopen(inode->parts[0].fd, flags | O_NOATIME);
+	if (fd == -EPERM)
+		fd = ply_sys_reopen(inode->parts[0].fd, flags);
 	plyfs_done(fs, inode);
 	if (fd < 0)
 		return fd;

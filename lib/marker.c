@@ -95,11 +95,14 @@ bool ply_xattr_is_private(const char *name)
 {
 	static const char *const prefixes[] = {
 		"trusted.overlay.",	 "user.overlay.",
-		"trusted.plyfs.",	 "user.plyfs.",
 		"trusted.fuseoverlayfs.", "user.fuseoverlayfs.",
 		"user.containers.override_stat",
 	};
+	const char *dot = strchr(name, '.');
 
+	/* plyfs's own namespace is private under every prefix */
+	if (dot && !strncmp(dot + 1, "plyfs.", 6))
+		return true;
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(*prefixes); i++)
 		if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
 			return true;

@@ -211,7 +211,11 @@ static int read_layer(struct builder *b, const struct ply_stack *stack,
 	ssize_t n;
 	int fd, r = 0;
 
-	fd = ply_sys_openat(part->fd, ".", O_RDONLY | O_DIRECTORY, 0);
+	/* listing must not touch the layer's atimes where we may say so */
+	fd = ply_sys_openat(part->fd, ".", O_RDONLY | O_DIRECTORY | O_NOATIME,
+			    0);
+	if (fd == -EPERM)
+		fd = ply_sys_openat(part->fd, ".", O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
 		return fd;
 	while ((n = ply_sys_getdents(fd, buf, sizeof(buf))) > 0 && r >= 0) {
