@@ -356,11 +356,25 @@ static int parse_one(struct ply_options *opts, const char *opt,
 	memcpy(name, opt, namelen);
 	name[namelen] = '\0';
 
-	if (!strcmp(name, "lowerdir") || !strcmp(name, "lowerdir+")) {
+	if (!strcmp(name, "lowerdir")) {
 		if (!v || !*v)
 			return ply_err_set(err, -EINVAL,
 					   "lowerdir= needs at least one path");
-		return add_lowerdirs(opts, v, name[8] == '+', err);
+		return add_lowerdirs(opts, v, false, err);
+	}
+	if (!strcmp(name, "lowerdir+")) {
+		/* as the kernel's: exactly one path, ':' is part of it */
+		char *path = NULL;
+		int r;
+
+		if (!v || !*v)
+			return ply_err_set(err, -EINVAL,
+					   "lowerdir+= needs a path");
+		r = unescape_dup(v, &path);
+		if (r >= 0)
+			r = strv_push(&opts->lowerdirs, &opts->nlower, path);
+		free(path);
+		return r;
 	}
 	if (!strcmp(name, "upperdir") && v)
 		return set_path(&opts->upperdir, name, v, err);

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -124,4 +126,166 @@ int ply_sys_close(int fd)
 	if (fd >= 0)
 		close(fd);
 	return 0;
+}
+
+/* ---- changing calls ----------------------------------------------------- */
+
+#define RET_INT(expr)                                                    \
+	do {                                                             \
+		if ((expr) < 0)                                          \
+			return neg_errno();                              \
+		return 0;                                                \
+	} while (0)
+
+int ply_sys_mkdirat(int dirfd, const char *name, mode_t mode)
+{
+	FAULT_POINT("mkdirat");
+	RET_INT(mkdirat(dirfd, name, mode));
+}
+
+int ply_sys_mknodat(int dirfd, const char *name, mode_t mode, dev_t dev)
+{
+	FAULT_POINT("mknodat");
+	RET_INT(mknodat(dirfd, name, mode, dev));
+}
+
+int ply_sys_symlinkat(const char *target, int dirfd, const char *name)
+{
+	FAULT_POINT("symlinkat");
+	RET_INT(symlinkat(target, dirfd, name));
+}
+
+int ply_sys_linkat(int olddirfd, const char *oldname, int newdirfd,
+		   const char *newname, int flags)
+{
+	FAULT_POINT("linkat");
+	RET_INT(linkat(olddirfd, oldname, newdirfd, newname, flags));
+}
+
+int ply_sys_unlinkat(int dirfd, const char *name, int flags)
+{
+	FAULT_POINT("unlinkat");
+	RET_INT(unlinkat(dirfd, name, flags));
+}
+
+int ply_sys_renameat2(int olddirfd, const char *oldname, int newdirfd,
+		      const char *newname, unsigned int flags)
+{
+	FAULT_POINT("renameat2");
+	RET_INT(renameat2(olddirfd, oldname, newdirfd, newname, flags));
+}
+
+int ply_sys_fchownat_fd(int fd, uid_t uid, gid_t gid)
+{
+	FAULT_POINT("fchownat");
+	RET_INT(fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+}
+
+int ply_sys_fchmod_fd(int fd, mode_t mode)
+{
+	char path[64];
+
+	FAULT_POINT("fchmod");
+	/* fchmod refuses O_PATH fds; chmod through /proc reaches the object
+	 * (a symlink's mode cannot be changed, and is not asked for) */
+	proc_fd_path(path, sizeof(path), fd);
+	RET_INT(chmod(path, mode));
+}
+
+int ply_sys_futimens_fd(int fd, const struct timespec times[2])
+{
+	FAULT_POINT("utimensat");
+	RET_INT(utimensat(fd, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+}
+
+int ply_sys_fd_setxattr(int fd, const char *name, const void *value,
+			size_t size, int flags)
+{
+	char path[64];
+
+	FAULT_POINT("setxattr");
+	proc_fd_path(path, sizeof(path), fd);
+	RET_INT(setxattr(path, name, value, size, flags));
+}
+
+int ply_sys_fd_removexattr(int fd, const char *name)
+{
+	char path[64];
+
+	FAULT_POINT("removexattr");
+	proc_fd_path(path, sizeof(path), fd);
+	RET_INT(removexattr(path, name));
+}
+
+int ply_sys_ftruncate(int fd, off_t length)
+{
+	FAULT_POINT("ftruncate");
+	RET_INT(ftruncate(fd, length));
+}
+
+int ply_sys_fsync(int fd)
+{
+	FAULT_POINT("fsync");
+	RET_INT(fsync(fd));
+}
+
+int ply_sys_fdatasync(int fd)
+{
+	FAULT_POINT("fdatasync");
+	RET_INT(fdatasync(fd));
+}
+
+int ply_sys_syncfs(int fd)
+{
+	FAULT_POINT("syncfs");
+	RET_INT(syncfs(fd));
+}
+
+int ply_sys_fallocate(int fd, int mode, off_t offset, off_t len)
+{
+	FAULT_POINT("fallocate");
+	RET_INT(fallocate(fd, mode, offset, len));
+}
+
+ssize_t ply_sys_pread(int fd, void *buf, size_t size, off_t off)
+{
+	ssize_t n;
+
+	FAULT_POINT("pread");
+	n = pread(fd, buf, size, off);
+	return n < 0 ? neg_errno() : n;
+}
+
+ssize_t ply_sys_pwrite(int fd, const void *buf, size_t size, off_t off)
+{
+	ssize_t n;
+
+	FAULT_POINT("pwrite");
+	n = pwrite(fd, buf, size, off);
+	return n < 0 ? neg_errno() : n;
+}
+
+ssize_t ply_sys_copy_file_range(int fd_in, off_t *off_in, int fd_out,
+				off_t *off_out, size_t len)
+{
+	ssize_t n;
+
+	FAULT_POINT("copy_file_range");
+	n = copy_file_range(fd_in, off_in, fd_out, off_out, len, 0);
+	return n < 0 ? neg_errno() : n;
+}
+
+int ply_sys_clone(int dst_fd, int src_fd)
+{
+	FAULT_POINT("ficlone");
+	RET_INT(ioctl(dst_fd, FICLONE, src_fd));
+}
+
+off_t ply_sys_lseek(int fd, off_t off, int whence)
+{
+	off_t pos;
+
+	FAULT_POINT("lseek");
+	pos = lseek(fd, off, whence);
+	return pos < 0 ? neg_errno() : pos;
 }

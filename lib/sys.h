@@ -27,4 +27,34 @@ ssize_t ply_sys_fd_listxattr(int fd, char *buf, size_t size);
 ssize_t ply_sys_getdents(int fd, void *buf, size_t size);
 int ply_sys_close(int fd);
 
+/* ---- changing calls: the writable layer, copy-up, markers --------------- */
+int ply_sys_mkdirat(int dirfd, const char *name, mode_t mode);
+int ply_sys_mknodat(int dirfd, const char *name, mode_t mode, dev_t dev);
+int ply_sys_symlinkat(const char *target, int dirfd, const char *name);
+int ply_sys_linkat(int olddirfd, const char *oldname, int newdirfd,
+		   const char *newname, int flags);
+int ply_sys_unlinkat(int dirfd, const char *name, int flags);
+int ply_sys_renameat2(int olddirfd, const char *oldname, int newdirfd,
+		      const char *newname, unsigned int flags);
+/* Changes the object an fd refers to (O_PATH fds included, through
+ * /proc where the call needs a real fd). */
+int ply_sys_fchownat_fd(int fd, uid_t uid, gid_t gid);
+int ply_sys_fchmod_fd(int fd, mode_t mode);
+int ply_sys_futimens_fd(int fd, const struct timespec times[2]);
+int ply_sys_fd_setxattr(int fd, const char *name, const void *value,
+			size_t size, int flags);
+int ply_sys_fd_removexattr(int fd, const char *name);
+int ply_sys_ftruncate(int fd, off_t length);
+int ply_sys_fsync(int fd);
+int ply_sys_fdatasync(int fd);
+int ply_sys_syncfs(int fd);
+int ply_sys_fallocate(int fd, int mode, off_t offset, off_t len);
+ssize_t ply_sys_pread(int fd, void *buf, size_t size, off_t off);
+ssize_t ply_sys_pwrite(int fd, const void *buf, size_t size, off_t off);
+ssize_t ply_sys_copy_file_range(int fd_in, off_t *off_in, int fd_out,
+				off_t *off_out, size_t len);
+/* FICLONE: share all of src's extents with dst. */
+int ply_sys_clone(int dst_fd, int src_fd);
+off_t ply_sys_lseek(int fd, off_t off, int whence);
+
 #endif

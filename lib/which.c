@@ -111,9 +111,43 @@ static void rows_from_trace(const struct ply_stack *stack,
 			row = add_row(w, s->layer, PLY_ROLE_HIDDEN, s->mode);
 			snprintf(row->why, sizeof(row->why),
 				 "a directory above it");
+			snprintf(stop, stop_size,
+				 "a directory above the %s in %s",
+				 S_ISDIR(s->mode) ? "directory" : "file",
+				 label);
 			break;
 		}
 	}
+}
+
+/* Splits path at '/', leaving out empty and "." components. */
+static int split_path(const char *path, char ***ret, size_t *ret_n)
+{
+	char *copy = strdup(path), *save = NULL, *comp;
+	char **comps = calloc(strlen(path) / 2 + 1, sizeof(*comps));
+	size_t n = 0;
+
+	if (!copy || !comps) {
+		free(copy);
+		free(comps);
+		return -ENOMEM;
+	}
+	for (comp = strtok_r(copy, "/", &save); comp;
+	     comp = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(comp, "."))
+			continue;
+		comps[n] = strdup(comp);
+		if (!comps[n]) {
+			ply_strv_free(comps, n);
+			free(copy);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	free(copy);
+	*ret = comps;
+	*ret_n = n;
+	return 0;
 }
 
 int ply_which(const struct ply_stack *stack, const char *path,
@@ -122,32 +156,23 @@ int ply_which(const struct ply_stack *stack, const char *path,
 	struct ply_lookup dir = { 0 }, lk = { 0 };
 	struct ply_trace *trace = NULL;
 	char **comps = NULL, stop[128];
-	size_t ncomps = 0, walked = 0, ncleaned = 0;
+	size_t ncomps = 0, nwalk, walked = 0;
 	uint16_t last_layer = 0;
 	bool by_marker;
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	r = ply_split_escaped(path, '/', &comps, &ncomps);
+	r = split_path(path, &comps, &ncomps);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < ncomps; i++) { /* drop "" and "." */
-		if (!comps[i][0] || !strcmp(comps[i], ".")) {
-			free(comps[i]);
-			continue;
-		}
+	for (size_t i = 0; i < ncomps; i++)
 		if (!strcmp(comps[i], "..")) {
 			r = ply_err_set(err, -EINVAL,
 					"%s: '..' is not allowed in a path",
 					path);
-			for (size_t j = i; j < ncomps; j++)
-				free(comps[j]);
-			ncomps = ncleaned;
 			goto out;
 		}
-		comps[ncleaned++] = comps[i];
-	}
-	ncomps = ncleaned;
+	nwalk = ncomps;
 	r = ply_lookup_root(stack, &dir);
 	if (r < 0)
 		goto out;
@@ -183,14 +208,14 @@ int ply_which(const struct ply_stack *stack, const char *path,
 			len += (size_t)snprintf(ret->hidden_path + len,
 						sizeof(ret->hidden_path) - len,
 						"/%s", comps[i]);
-		ncomps = ret->hidden_at;
+		nwalk = ret->hidden_at;
 	}
 	trace = calloc(1, sizeof(*trace));
 	if (!trace) {
 		r = -ENOMEM;
 		goto out;
 	}
-	r = ply_lookup_traced(stack, dir.parts, dir.nparts, comps[ncomps - 1],
+	r = ply_lookup_traced(stack, dir.parts, dir.nparts, comps[nwalk - 1],
 			      &lk, trace);
 	ret->visible = r >= 0 && !ret->hidden_at;
 	if (r < 0 && r != -ENOENT)
@@ -216,7 +241,7 @@ int ply_which(const struct ply_stack *stack, const char *path,
 		struct ply_which_row *row;
 		struct stat st;
 
-		if (stat_in_layer(&stack->layers[i], comps, ncomps, &st) < 0)
+		if (stat_in_layer(&stack->layers[i], comps, nwalk, &st) < 0)
 			continue;
 		row = add_row(ret, (uint16_t)i,
 			      by_marker ? PLY_ROLE_HIDDEN : PLY_ROLE_SHADOWED,

@@ -1,0 +1,252 @@
+/* test-marker.c: the whiteout and opaque codecs (marker.c): reserved
+ * names, ".wh." targets, every opaque format, every whiteout format and
+ * the private xattr names. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "tree.h"
+
+static int setup(void **state)
+{
+	*state = tree_mkdtemp();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tree_remove(*state);
+	free(*state);
+	return 0;
+}
+
+static void need_root(void)
+{
+	if (geteuid() != 0)
+		skip();
+}
+
+static void test_name_reserved(void **state)
+{
+	assert_true(ply_marker_name_reserved(".wh.foo"));
+	assert_true(ply_marker_name_reserved(".wh..wh..opq"));
+	assert_true(ply_marker_name_reserved(".wh."));
+	assert_false(ply_marker_name_reserved("foo"));
+	assert_false(ply_marker_name_reserved(".whfoo"));
+	assert_false(ply_marker_name_reserved(".wh"));
+	assert_false(ply_marker_name_reserved("a.wh.foo"));
+	assert_false(ply_marker_name_reserved(""));
+}
+
+static void test_whiteout_target(void **state)
+{
+	assert_string_equal(ply_marker_whiteout_target(".wh.foo"), "foo");
+	assert_string_equal(ply_marker_whiteout_target(".wh..hidden"),
+			    ".hidden");
+	assert_null(ply_marker_whiteout_target(".wh..wh..opq"));
+	assert_null(ply_marker_whiteout_target(".wh..wh.plnk"));
+	assert_null(ply_marker_whiteout_target(".wh."));
+	assert_null(ply_marker_whiteout_target(".wh.."));
+	assert_null(ply_marker_whiteout_target(".wh..."));
+	assert_null(ply_marker_whiteout_target("foo"));
+	assert_null(ply_marker_whiteout_target(""));
+}
+
+/* The opaque state of base/rel as the lib reads it. */
+static enum ply_opaque dir_state(const char *base, const char *rel)
+{
+	enum ply_opaque st = (enum ply_opaque)-1;
+	int fd = open(tree_path(base, rel), O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ply_marker_dir_state(fd, &st), 0);
+	close(fd);
+	return st;
+}
+
+static void test_dir_state_plain(void **state)
+{
+	const char *base = *state;
+
+	tree_mkdir(base, "d");
+	tree_write(base, "d/f", "x");
+	assert_int_equal(dir_state(base, "d"), PLY_DIR_PLAIN);
+	/* other values and other xattrs are no marker */
+	tree_setxattr(base, "d", "user.overlay.opaque", "n");
+	tree_setxattr(base, "d", "user.overlay.other", "y");
+	assert_int_equal(dir_state(base, "d"), PLY_DIR_PLAIN);
+}
+
+static void test_dir_state_trusted_opaque(void **state)
+{
+	const char *base = *state;
+
+	need_root();
+	tree_mkdir(base, "d");
+	tree_setxattr(base, "d", "trusted.overlay.opaque", "y");
+	assert_int_equal(dir_state(base, "d"), PLY_DIR_OPAQUE);
+}
+
+static void test_dir_state_user_opaque(void **state)
+{
+	const char *base = *state;
+
+	tree_mkdir(base, "d");
+	tree_setxattr(base, "d", "user.overlay.opaque", "y");
+	assert_int_equal(dir_state(base, "d"), PLY_DIR_OPAQUE);
+}
+
+static void test_dir_state_opq_file(void **state)
+{
+	const char *base = *state;
+
+	tree_write(base, "d/.wh..wh..opq", "");
+	assert_int_equal(dir_state(base, "d"), PLY_DIR_OPAQUE);
+	/* the file makes a directory opaque even if it announces "x" */
+	tree_setxattr(base, "d", "user.overlay.opaque", "x");
+	assert_int_equal(dir_state(base, "d"), PLY_DIR_OPAQUE);
+}
+
+static void test_dir_state_xwhiteouts(void **state)
+{
+	const char *base = *state;
+
+	tree_mkdir(base, "d");
+	tree_setxattr(base, "d", "user.overlay.opaque", "x");
+	assert_int_equal(dir_state(base, "d"), PLY_DIR_XWHITEOUTS);
+	if (geteuid() == 0) {
+		tree_mkdir(base, "t");
+		tree_setxattr(base, "t", "trusted.overlay.opaque", "x");
+		assert_int_equal(dir_state(base, "t"), PLY_DIR_XWHITEOUTS);
+		/* "y" under either namespace wins over "x" */
+		tree_setxattr(base, "d", "trusted.overlay.opaque", "y");
+		assert_int_equal(dir_state(base, "d"), PLY_DIR_OPAQUE);
+	}
+}
+
+/* Is base/dir/name a whiteout, read in a directory of state dstate? */
+static int is_whiteout(const char *base, const char *dir, const char *name,
+		       enum ply_opaque dstate)
+{
+	struct stat st;
+	int fd = open(tree_path(base, dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int r;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW), 0);
+	r = ply_marker_is_whiteout(fd, name, &st, dstate);
+	close(fd);
+	return r;
+}
+
+static void test_whiteout_chardev(void **state)
+{
+	const char *base = *state;
+
+	need_root();
+	tree_mknod(base, "d/wh", S_IFCHR | 0600, makedev(0, 0));
+	tree_mknod(base, "d/null", S_IFCHR | 0600, makedev(1, 3));
+	tree_mknod(base, "d/blk", S_IFBLK | 0600, makedev(0, 0));
+	assert_int_equal(is_whiteout(base, "d", "wh", PLY_DIR_PLAIN), 1);
+	assert_int_equal(is_whiteout(base, "d", "wh", PLY_DIR_OPAQUE), 1);
+	assert_int_equal(is_whiteout(base, "d", "null", PLY_DIR_PLAIN), 0);
+	assert_int_equal(is_whiteout(base, "d", "blk", PLY_DIR_PLAIN), 0);
+}
+
+static void test_whiteout_xattr(void **state)
+{
+	const char *base = *state;
+
+	tree_mkdir(base, "x");
+	tree_setxattr(base, "x", "user.overlay.opaque", "x");
+	tree_write(base, "x/wh", "");
+	tree_setxattr(base, "x/wh", "user.overlay.whiteout", "y");
+	tree_write(base, "x/full", "data");
+	tree_setxattr(base, "x/full", "user.overlay.whiteout", "y");
+	tree_write(base, "x/empty", "");
+	tree_mkdir(base, "x/dir");
+	tree_setxattr(base, "x/dir", "user.overlay.whiteout", "y");
+
+	/* a zero-size file with the xattr, in a directory announcing them */
+	assert_int_equal(is_whiteout(base, "x", "wh", dir_state(base, "x")), 1);
+	/* not with data, not without the xattr, not a directory */
+	assert_int_equal(is_whiteout(base, "x", "full", PLY_DIR_XWHITEOUTS), 0);
+	assert_int_equal(is_whiteout(base, "x", "empty", PLY_DIR_XWHITEOUTS),
+			 0);
+	assert_int_equal(is_whiteout(base, "x", "dir", PLY_DIR_XWHITEOUTS), 0);
+
+	/* the kernel's rule: in a plain directory it is an ordinary file */
+	tree_mkdir(base, "p");
+	tree_write(base, "p/wh", "");
+	tree_setxattr(base, "p/wh", "user.overlay.whiteout", "y");
+	assert_int_equal(dir_state(base, "p"), PLY_DIR_PLAIN);
+	assert_int_equal(is_whiteout(base, "p", "wh", PLY_DIR_PLAIN), 0);
+}
+
+static void test_whiteout_trusted_xattr(void **state)
+{
+	const char *base = *state;
+
+	need_root();
+	tree_mkdir(base, "x");
+	tree_setxattr(base, "x", "trusted.overlay.opaque", "x");
+	tree_write(base, "x/wh", "");
+	tree_setxattr(base, "x/wh", "trusted.overlay.whiteout", "y");
+	assert_int_equal(is_whiteout(base, "x", "wh", dir_state(base, "x")), 1);
+}
+
+static void test_whiteout_symlink_not(void **state)
+{
+	const char *base = *state;
+
+	/* a symlink to a whiteout-looking file is a symlink, not a marker */
+	tree_mkdir(base, "x");
+	tree_setxattr(base, "x", "user.overlay.opaque", "x");
+	tree_write(base, "x/wh", "");
+	tree_setxattr(base, "x/wh", "user.overlay.whiteout", "y");
+	tree_symlink(base, "x/link", "wh");
+	assert_int_equal(is_whiteout(base, "x", "link", PLY_DIR_XWHITEOUTS), 0);
+}
+
+static void test_xattr_is_private(void **state)
+{
+	assert_true(ply_xattr_is_private("trusted.overlay.opaque"));
+	assert_true(ply_xattr_is_private("trusted.overlay.redirect"));
+	assert_true(ply_xattr_is_private("user.overlay.whiteout"));
+	assert_true(ply_xattr_is_private("user.plyfs.anything"));
+	assert_true(ply_xattr_is_private("trusted.plyfs.x"));
+	assert_true(ply_xattr_is_private("user.fuseoverlayfs.origin"));
+	assert_true(ply_xattr_is_private("user.containers.override_stat"));
+	assert_false(ply_xattr_is_private("user.foo"));
+	assert_false(ply_xattr_is_private("user.overlayfoo"));
+	assert_false(ply_xattr_is_private("security.capability"));
+	assert_false(ply_xattr_is_private("system.posix_acl_access"));
+	assert_false(ply_xattr_is_private("trusted.other"));
+	assert_false(ply_xattr_is_private(""));
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_name_reserved),
+		cmocka_unit_test(test_whiteout_target),
+		T(test_dir_state_plain),
+		T(test_dir_state_trusted_opaque),
+		T(test_dir_state_user_opaque),
+		T(test_dir_state_opq_file),
+		T(test_dir_state_xwhiteouts),
+		T(test_whiteout_chardev),
+		T(test_whiteout_xattr),
+		T(test_whiteout_trusted_xattr),
+		T(test_whiteout_symlink_not),
+		cmocka_unit_test(test_xattr_is_private),
+	};
+#undef T
+
+	return cmocka_run_group_tests_name("marker", tests, NULL, NULL);
+}
