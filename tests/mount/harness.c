@@ -1,0 +1,960 @@
+/* Mount-level test harness: temporary trees, the daemon as our child, and
+ * the unmount that always happens (teardown, or the watchdog when a request
+ * hangs). The per-test state is owned by h_setup/h_teardown. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct h_ctx {
+	char root[256];
+	unsigned nspawn; /* names the capture files */
+
+	/* lock protects mounts[].pid/path/active and tmpfs against the
+	 * watchdog, which reads them; done tells the watchdog to stop. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	pthread_t watchdog;
+	struct h_mount mounts[H_MAX_MOUNTS];
+	char tmpfs[H_MAX_TMPFS][PATH_MAX];
+	size_t ntmpfs;
+};
+
+/* The running test's state (cmocka runs tests one at a time). */
+static struct h_ctx *cur;
+
+#define H_BUFS 16
+#define H_BUFSZ 8192
+static char bufs[H_BUFS][H_BUFSZ];
+static unsigned nextbuf;
+
+static char *h_buf(void)
+{
+	return bufs[nextbuf++ % H_BUFS];
+}
+
+static void h_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+void h_init(void)
+{
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		printf("SKIP: /dev/fuse: %s\n", strerror(errno));
+		exit(77);
+	}
+	close(fd);
+	if (!getenv("PLYFS") || access(getenv("PLYFS"), X_OK) < 0) {
+		fprintf(stderr, "PLYFS must name the plyfs binary\n");
+		exit(1);
+	}
+	/* A daemonized plyfs (and anything it leaves behind) becomes our
+	 * child, so we can wait for it and check that none is left. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		perror("PR_SET_CHILD_SUBREAPER");
+		exit(1);
+	}
+	umask(022);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+bool h_is_root(void)
+{
+	return geteuid() == 0;
+}
+
+void h_need_root(void)
+{
+	if (!h_is_root()) {
+		print_message("needs root\n");
+		skip();
+	}
+}
+
+const char *h_plyfs(void)
+{
+	return getenv("PLYFS");
+}
+
+/* Kills every daemon and detaches every mount of the test: the blocked
+ * request (if any) then fails with ENOTCONN and the test ends. */
+static void *h_watchdog(void *arg)
+{
+	struct h_ctx *c = arg;
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += H_TEST_TIMEOUT_S;
+	pthread_mutex_lock(&c->lock);
+	while (!c->done) {
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &deadline) ==
+		    ETIMEDOUT)
+			break;
+	}
+	if (!c->done) {
+		fprintf(stderr, "harness: test still running after %d s: "
+				"killing its daemons\n", H_TEST_TIMEOUT_S);
+		for (size_t i = 0; i < H_MAX_MOUNTS; i++) {
+			struct h_mount *m = &c->mounts[i];
+
+			if (!m->active)
+				continue;
+			if (m->pid > 0)
+				kill(m->pid, SIGKILL);
+			umount2(m->path, MNT_DETACH);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+int h_setup(void **state)
+{
+	struct h_ctx *c = calloc(1, sizeof(*c));
+	const char *tmp = getenv("TMPDIR");
+
+	if (!c)
+		return -1;
+	snprintf(c->root, sizeof(c->root), "%s/plyfs-mt.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(c->root)) {
+		fprintf(stderr, "mkdtemp %s: %s\n", c->root, strerror(errno));
+		free(c);
+		return -1;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	if (pthread_create(&c->watchdog, NULL, h_watchdog, c) != 0) {
+		rmdir(c->root);
+		free(c);
+		return -1;
+	}
+	cur = c;
+	*state = c;
+	return 0;
+}
+
+static int h_rm_one(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+int h_teardown(void **state)
+{
+	struct h_ctx *c = *state;
+	int ret = 0;
+
+	for (size_t i = 0; i < H_MAX_MOUNTS; i++) {
+		if (c->mounts[i].active)
+			h_umount(&c->mounts[i]);
+	}
+	for (size_t i = c->ntmpfs; i-- > 0;)
+		umount2(c->tmpfs[i], MNT_DETACH);
+	/* FTW_MOUNT: never descend into a mount we failed to remove. */
+	nftw(c->root, h_rm_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	if (access(c->root, F_OK) == 0) {
+		fprintf(stderr, "harness: could not remove %s\n", c->root);
+		ret = -1;
+	}
+
+	pthread_mutex_lock(&c->lock);
+	c->done = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->watchdog, NULL);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	cur = NULL;
+	free(c);
+	return ret;
+}
+
+/* ---- paths and strings ------------------------------------------------- */
+
+static const char *h_vpath(const char *fmt, va_list ap)
+{
+	char rel[H_BUFSZ - 512];
+	char *buf = h_buf();
+
+	vsnprintf(rel, sizeof(rel), fmt, ap);
+	if (rel[0] == '/')
+		snprintf(buf, H_BUFSZ, "%s", rel);
+	else
+		snprintf(buf, H_BUFSZ, "%s/%s", cur->root, rel);
+	return buf;
+}
+
+const char *h_path(const char *fmt, ...)
+{
+	va_list ap;
+	const char *p;
+
+	va_start(ap, fmt);
+	p = h_vpath(fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+const char *h_fmt(const char *fmt, ...)
+{
+	char *buf = h_buf();
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, H_BUFSZ, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+static const char *h_vlowerdir(const char *first, va_list ap)
+{
+	char *buf = h_buf();
+	size_t len = 0;
+
+	len += snprintf(buf, H_BUFSZ, "lowerdir=");
+	for (const char *l = first; l; l = va_arg(ap, const char *)) {
+		len += snprintf(buf + len, H_BUFSZ - len, "%s%s/%s",
+				l == first ? "" : ":", cur->root, l);
+		assert_true(len < H_BUFSZ);
+	}
+	return buf;
+}
+
+const char *h_lowerdir(const char *first, ...)
+{
+	va_list ap;
+	const char *s;
+
+	va_start(ap, first);
+	s = h_vlowerdir(first, ap);
+	va_end(ap);
+	return s;
+}
+
+/* ---- building layer trees ---------------------------------------------- */
+
+void h_mkdir(const char *rel)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s", h_path("%s", rel));
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			fail_msg("mkdir %s: %s", p, strerror(errno));
+		*s = c;
+		if (!c)
+			break;
+	}
+}
+
+/* Creates the parent directory of rel. */
+static void h_mkparent(const char *rel)
+{
+	char p[PATH_MAX];
+	char *slash;
+
+	snprintf(p, sizeof(p), "%s", rel);
+	slash = strrchr(p, '/');
+	if (slash && slash != p) {
+		*slash = '\0';
+		h_mkdir(p);
+	}
+}
+
+void h_file_data(const char *rel, const void *data, size_t len)
+{
+	const char *p = h_path("%s", rel);
+	int fd;
+
+	h_mkparent(rel);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail_msg("create %s: %s", p, strerror(errno));
+	for (size_t done = 0; done < len;) {
+		ssize_t n = write(fd, (const char *)data + done, len - done);
+
+		if (n <= 0)
+			fail_msg("write %s: %s", p, strerror(errno));
+		done += n;
+	}
+	close(fd);
+}
+
+void h_file(const char *rel, const char *content)
+{
+	h_file_data(rel, content, strlen(content));
+}
+
+void h_symlink(const char *target, const char *rel)
+{
+	h_mkparent(rel);
+	if (symlink(target, h_path("%s", rel)) < 0)
+		fail_msg("symlink %s: %s", rel, strerror(errno));
+}
+
+void h_fifo(const char *rel)
+{
+	h_mkparent(rel);
+	if (mkfifo(h_path("%s", rel), 0640) < 0)
+		fail_msg("mkfifo %s: %s", rel, strerror(errno));
+}
+
+void h_socket(const char *rel)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *p = h_path("%s", rel);
+	int fd;
+
+	h_mkparent(rel);
+	if (strlen(p) >= sizeof(sa.sun_path))
+		fail_msg("socket path too long: %s", p);
+	strcpy(sa.sun_path, p);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		fail_msg("bind %s: %s", p, strerror(errno));
+	close(fd);
+}
+
+void h_mknod(const char *rel, mode_t mode, dev_t dev)
+{
+	h_need_root();
+	h_mkparent(rel);
+	if (mknod(h_path("%s", rel), mode, dev) < 0)
+		fail_msg("mknod %s: %s", rel, strerror(errno));
+}
+
+void h_link(const char *oldrel, const char *newrel)
+{
+	h_mkparent(newrel);
+	if (link(h_path("%s", oldrel), h_path("%s", newrel)) < 0)
+		fail_msg("link %s %s: %s", oldrel, newrel, strerror(errno));
+}
+
+void h_xattr(const char *rel, const char *name, const char *value)
+{
+	if (lsetxattr(h_path("%s", rel), name, value, strlen(value), 0) == 0)
+		return;
+	if (errno == ENOTSUP) {
+		print_message("no %s xattrs on the test filesystem\n", name);
+		skip();
+	}
+	fail_msg("setxattr %s %s: %s", rel, name, strerror(errno));
+}
+
+void h_times(const char *rel, time_t sec, long nsec)
+{
+	struct timespec ts[2] = { { sec, nsec }, { sec, nsec } };
+
+	if (utimensat(AT_FDCWD, h_path("%s", rel), ts, AT_SYMLINK_NOFOLLOW) <
+	    0)
+		fail_msg("utimensat %s: %s", rel, strerror(errno));
+}
+
+void h_need_wh(enum h_wh fmt)
+{
+	if (fmt == H_WH_CHARDEV || fmt == H_WH_XATTR_TRUSTED)
+		h_need_root();
+}
+
+void h_need_opq(enum h_opq fmt)
+{
+	if (fmt == H_OPQ_XATTR_TRUSTED)
+		h_need_root();
+}
+
+void h_whiteout(const char *rel, enum h_wh fmt)
+{
+	char dir[PATH_MAX], name[NAME_MAX + 1];
+	const char *slash = strrchr(rel, '/');
+
+	h_need_wh(fmt);
+	if (slash) {
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - rel), rel);
+		snprintf(name, sizeof(name), "%s", slash + 1);
+	} else {
+		snprintf(dir, sizeof(dir), ".");
+		snprintf(name, sizeof(name), "%s", rel);
+	}
+	h_mkdir(dir);
+	switch (fmt) {
+	case H_WH_CHARDEV:
+		h_mknod(rel, S_IFCHR | 0600, makedev(0, 0));
+		break;
+	case H_WH_FILE:
+		h_file(h_fmt("%s/.wh.%s", dir, name), "");
+		break;
+	case H_WH_XATTR_USER:
+	case H_WH_XATTR_TRUSTED: {
+		const char *ns = fmt == H_WH_XATTR_USER ? "user" : "trusted";
+
+		/* The kernel honours xattr whiteouts only in a directory
+		 * whose overlay.opaque is "x". */
+		h_file(rel, "");
+		h_xattr(rel, h_fmt("%s.overlay.whiteout", ns), "");
+		h_xattr(dir, h_fmt("%s.overlay.opaque", ns), "x");
+		break;
+	}
+	}
+}
+
+void h_opaque(const char *rel, enum h_opq fmt)
+{
+	h_need_opq(fmt);
+	h_mkdir(rel);
+	switch (fmt) {
+	case H_OPQ_XATTR_TRUSTED:
+		h_xattr(rel, "trusted.overlay.opaque", "y");
+		break;
+	case H_OPQ_XATTR_USER:
+		h_xattr(rel, "user.overlay.opaque", "y");
+		break;
+	case H_OPQ_FILE:
+		h_file(h_fmt("%s/.wh..wh..opq", rel), "");
+		break;
+	}
+}
+
+void h_tmpfs(const char *rel)
+{
+	const char *p = h_path("%s", rel);
+
+	h_need_root();
+	assert_true(cur->ntmpfs < H_MAX_TMPFS);
+	h_mkdir(rel);
+	if (mount("plyfs-test", p, "tmpfs", 0, "mode=0755") < 0)
+		fail_msg("mount tmpfs %s: %s", p, strerror(errno));
+	pthread_mutex_lock(&cur->lock);
+	snprintf(cur->tmpfs[cur->ntmpfs++], PATH_MAX, "%s", p);
+	pthread_mutex_unlock(&cur->lock);
+}
+
+/* ---- running things ---------------------------------------------------- */
+
+static int h_open_out(const char *path)
+{
+	return open(path ? path : "/dev/null",
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+pid_t h_spawn(const char *const argv[], const char *cwd,
+	      const char *const envp[], const char *out, const char *err)
+{
+	int in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int out_fd = h_open_out(out);
+	int err_fd = h_open_out(err);
+	pid_t pid;
+
+	if (in_fd < 0 || out_fd < 0 || err_fd < 0)
+		fail_msg("spawn %s: %s", argv[0], strerror(errno));
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		/* Only async-signal-safe calls from here on. */
+		if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+		    dup2(err_fd, 2) < 0)
+			_exit(126);
+		syscall(SYS_close_range, 3U, ~0U, 0U);
+		if (cwd && chdir(cwd) < 0)
+			_exit(126);
+		if (envp)
+			execve(argv[0], (char *const *)argv,
+			       (char *const *)envp);
+		else
+			execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(in_fd);
+	close(out_fd);
+	close(err_fd);
+	if (pid < 0)
+		fail_msg("fork: %s", strerror(errno));
+	return pid;
+}
+
+int h_wait(pid_t pid, int ms, int *status)
+{
+	for (int waited = 0;; waited += H_POLL_MS) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+
+		if (r == pid)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (waited >= ms)
+			return -ETIMEDOUT;
+		h_sleep_ms(H_POLL_MS);
+	}
+}
+
+/* Kills pid and reaps it; bounded as well, in case it is stuck in D. */
+static int h_kill(pid_t pid)
+{
+	int status;
+
+	kill(pid, SIGKILL);
+	if (h_wait(pid, H_EXIT_WAIT_MS, &status) < 0) {
+		fprintf(stderr, "harness: pid %d survives SIGKILL\n", pid);
+		return -1;
+	}
+	return status;
+}
+
+char *h_read(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t size = 0, cap = 4096;
+	char *buf = malloc(cap + 1);
+
+	if (fd < 0)
+		fail_msg("open %s: %s", path, strerror(errno));
+	assert_non_null(buf);
+	for (;;) {
+		ssize_t n;
+
+		if (size == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap + 1);
+			assert_non_null(buf);
+		}
+		n = read(fd, buf + size, cap - size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			close(fd);
+			free(buf);
+			fail_msg("read %s: %s", path, strerror(e));
+		}
+		if (n == 0)
+			break;
+		size += n;
+	}
+	close(fd);
+	buf[size] = '\0';
+	if (len)
+		*len = size;
+	return buf;
+}
+
+/* Reads a capture file; never fails the test (teardown uses it too). */
+static char *h_slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0;
+	FILE *mem = open_memstream(&buf, &cap);
+	char chunk[4096];
+	size_t n;
+
+	if (f) {
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			fwrite(chunk, 1, n, mem);
+		fclose(f);
+	}
+	fclose(mem);
+	return buf;
+}
+
+void h_run(const char *const argv[], const char *cwd,
+	   const char *const envp[], struct h_run *ret)
+{
+	unsigned n = cur->nspawn++;
+	char out[PATH_MAX], err[PATH_MAX];
+	pid_t pid;
+
+	snprintf(out, sizeof(out), "%s/run-%u.out", cur->root, n);
+	snprintf(err, sizeof(err), "%s/run-%u.err", cur->root, n);
+	pid = h_spawn(argv, cwd, envp, out, err);
+	if (h_wait(pid, H_RUN_WAIT_MS, &ret->status) < 0) {
+		h_kill(pid);
+		fail_msg("%s did not finish within %d ms", argv[0],
+			 H_RUN_WAIT_MS);
+	}
+	ret->out = h_slurp(out);
+	ret->err = h_slurp(err);
+	unlink(out);
+	unlink(err);
+}
+
+void h_run_free(struct h_run *run)
+{
+	free(run->out);
+	free(run->err);
+	run->out = run->err = NULL;
+}
+
+int h_children(pid_t *pids, int max)
+{
+	pid_t self = getpid();
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	d = opendir("/proc");
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		char path[300], buf[512], state;
+		const char *rp;
+		int ppid;
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (!fgets(buf, sizeof(buf), f)) {
+			fclose(f);
+			continue;
+		}
+		fclose(f);
+		/* "pid (comm) state ppid": comm may hold anything. */
+		rp = strrchr(buf, ')');
+		if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2)
+			continue;
+		if (ppid != self || state == 'Z')
+			continue;
+		if (n < max)
+			pids[n] = atoi(de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* ---- mounting ---------------------------------------------------------- */
+
+bool h_dev_differs(const char *path)
+{
+	char parent[PATH_MAX];
+	struct stat st, pst;
+
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	if (stat(path, &st) < 0 || stat(parent, &pst) < 0)
+		return false;
+	return st.st_dev != pst.st_dev;
+}
+
+/* Undoes mountinfo's octal escapes (\040 for a blank and so on). */
+static void h_unescape(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r;) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] &&
+		    r[3]) {
+			*w++ = (char)strtol((char[]){ r[1], r[2], r[3], 0 },
+					    NULL, 8);
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+bool h_is_mountpoint(const char *path)
+{
+	char real[PATH_MAX];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+
+	/* realpath of a dead FUSE mount fails; fall back to path. */
+	if (!realpath(path, real))
+		snprintf(real, sizeof(real), "%s", path);
+	if (!f)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0) {
+		char mp[PATH_MAX];
+
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		h_unescape(mp);
+		found = strcmp(mp, real) == 0 || strcmp(mp, path) == 0;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+static struct h_mount *h_slot(const char *mnt)
+{
+	for (size_t i = 0; i < H_MAX_MOUNTS; i++) {
+		struct h_mount *m = &cur->mounts[i];
+
+		if (m->active)
+			continue;
+		char errlog[sizeof(m->errlog)];
+
+		snprintf(errlog, sizeof(errlog), "%s/plyfs-%zu.err", cur->root,
+			 i);
+		memset(m, 0, sizeof(*m));
+		snprintf(m->path, sizeof(m->path), "%s", mnt);
+		memcpy(m->errlog, errlog, sizeof(errlog));
+		return m;
+	}
+	fail_msg("more than %d mounts in one test", H_MAX_MOUNTS);
+	return NULL;
+}
+
+struct h_mount *h_mount_argv(const char *const argv[], const char *cwd,
+			     const char *mnt)
+{
+	struct h_mount *m = h_slot(mnt);
+	pid_t pid;
+	int status;
+
+	pid = h_spawn(argv, cwd, NULL, NULL, m->errlog);
+	pthread_mutex_lock(&cur->lock);
+	m->pid = pid;
+	m->active = true;
+	pthread_mutex_unlock(&cur->lock);
+
+	for (int waited = 0; waited <= H_MOUNT_WAIT_MS; waited += H_POLL_MS) {
+		if (h_wait(pid, 0, &status) == 0) {
+			char *err = h_slurp(m->errlog);
+
+			pthread_mutex_lock(&cur->lock);
+			m->active = false;
+			pthread_mutex_unlock(&cur->lock);
+			print_error("plyfs stderr:\n%s", err);
+			free(err);
+			fail_msg("plyfs exited (status 0x%x) before %s was "
+				 "mounted", status, mnt);
+		}
+		if (h_dev_differs(mnt))
+			return m;
+		h_sleep_ms(H_POLL_MS);
+	}
+	fail_msg("%s not mounted after %d ms", mnt, H_MOUNT_WAIT_MS);
+	return NULL;
+}
+
+struct h_mount *h_mount(const char *opts, const char *mnt)
+{
+	char p[PATH_MAX];
+
+	h_mkdir(mnt);
+	snprintf(p, sizeof(p), "%s", h_path("%s", mnt));
+	return h_mount_argv(H_NAMES(h_plyfs(), "-f", "-o", opts, p), NULL, p);
+}
+
+struct h_mount *h_mount_lowers(const char *mnt, const char *first, ...)
+{
+	va_list ap;
+	const char *opts;
+
+	va_start(ap, first);
+	opts = h_vlowerdir(first, ap);
+	va_end(ap);
+	return h_mount(opts, mnt);
+}
+
+struct h_mount *h_adopt(const char *mnt)
+{
+	struct h_mount *m = h_slot(mnt);
+	pid_t pids[4];
+	int n = h_children(pids, 4);
+
+	pthread_mutex_lock(&cur->lock);
+	m->pid = n >= 1 ? pids[0] : 0;
+	m->active = true;
+	pthread_mutex_unlock(&cur->lock);
+	if (n != 1)
+		fail_msg("expected one daemon as our child, found %d", n);
+	return m;
+}
+
+static bool h_fusermount(const char *path)
+{
+	const char *fm = access("/usr/bin/fusermount3", X_OK) == 0 ?
+				 "/usr/bin/fusermount3" :
+				 "/bin/fusermount3";
+	pid_t pid = h_spawn(H_NAMES(fm, "-u", path), "/", NULL, NULL, NULL);
+	int status;
+
+	if (h_wait(pid, H_EXIT_WAIT_MS, &status) < 0) {
+		h_kill(pid);
+		return false;
+	}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int h_umount(struct h_mount *m)
+{
+	int status = -1;
+
+	/* Stacked mounts at one path (a buggy daemon): take them all. */
+	for (int i = 0; i < 8 && h_is_mountpoint(m->path); i++) {
+		if (!h_fusermount(m->path) && umount2(m->path, MNT_DETACH) < 0)
+			fprintf(stderr, "harness: umount %s: %s\n", m->path,
+				strerror(errno));
+	}
+	if (m->pid > 0 && h_wait(m->pid, H_EXIT_WAIT_MS, &status) < 0) {
+		fprintf(stderr, "harness: plyfs (pid %d) still running %d ms "
+				"after unmount: killed\n", m->pid,
+			H_EXIT_WAIT_MS);
+		h_kill(m->pid);
+		status = -1;
+	}
+	if (status != 0) {
+		/* Whatever the daemon said may explain the failure. */
+		char *err = h_slurp(m->errlog);
+
+		if (err && *err)
+			fprintf(stderr, "harness: plyfs stderr:\n%s", err);
+		free(err);
+	}
+	pthread_mutex_lock(&cur->lock);
+	m->active = false;
+	m->pid = 0;
+	pthread_mutex_unlock(&cur->lock);
+	return status;
+}
+
+/* ---- looking at the result --------------------------------------------- */
+
+void h_assert_content(const char *path, const char *content)
+{
+	size_t len;
+	char *got = h_read(path, &len);
+
+	if (len != strlen(content) || memcmp(got, content, len) != 0) {
+		print_error("%s: expected \"%s\", got \"%s\"\n", path, content,
+			    got);
+		free(got);
+		fail_msg("%s: wrong content", path);
+	}
+	free(got);
+}
+
+char **h_listdir(const char *dir, size_t *ret_n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char **v = NULL;
+	size_t n = 0;
+
+	if (!d)
+		fail_msg("opendir %s: %s", dir, strerror(errno));
+	errno = 0;
+	while ((de = readdir(d))) {
+		v = realloc(v, (n + 1) * sizeof(*v));
+		assert_non_null(v);
+		v[n] = strdup(de->d_name);
+		assert_non_null(v[n]);
+		n++;
+		errno = 0;
+	}
+	if (errno) {
+		int e = errno;
+
+		closedir(d);
+		h_strv_free(v, n);
+		fail_msg("readdir %s: %s", dir, strerror(e));
+	}
+	closedir(d);
+	*ret_n = n;
+	return v;
+}
+
+void h_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int h_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Joins v into one string for a message; owned. */
+static char *h_join(char *const *v, size_t n)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	FILE *mem = open_memstream(&buf, &cap);
+
+	for (size_t i = 0; i < n; i++)
+		fprintf(mem, "%s%s", i ? " " : "", v[i]);
+	fclose(mem);
+	return buf;
+}
+
+void h_assert_listing(const char *dir, const char *const expected[])
+{
+	size_t n, nexp = 0, nself = 0;
+	char **got = h_listdir(dir, &n);
+	char **want;
+	bool same;
+
+	qsort(got, n, sizeof(*got), h_cmp_str);
+	for (const char *const *e = expected; *e; e++)
+		nexp++;
+	want = calloc(nexp + 2, sizeof(*want));
+	assert_non_null(want);
+	want[0] = ".";
+	want[1] = "..";
+	for (size_t i = 0; i < nexp; i++)
+		want[i + 2] = (char *)expected[i];
+	qsort(want, nexp + 2, sizeof(*want), h_cmp_str);
+	for (size_t i = 0; i < n; i++)
+		nself += !strcmp(got[i], ".") || !strcmp(got[i], "..");
+
+	same = n == nexp + 2 && nself == 2;
+	for (size_t i = 0; same && i < n; i++)
+		same = strcmp(got[i], want[i]) == 0;
+	if (!same) {
+		char *g = h_join(got, n), *w = h_join(want, nexp + 2);
+
+		print_error("%s:\n  expected: %s\n  listed:   %s\n", dir, w, g);
+		free(g);
+		free(w);
+	}
+	free(want);
+	h_strv_free(got, n);
+	if (!same)
+		fail_msg("%s: wrong listing", dir);
+}

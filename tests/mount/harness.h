@@ -1,0 +1,187 @@
+/* Mount-level test harness: a temporary directory per test, helpers that
+ * build layer trees (every whiteout and opaque format), and the plyfs daemon
+ * run as our child and always unmounted again, even when an assertion fails.
+ * Each test uses h_setup/h_teardown (H_TEST); helpers fail the test on
+ * error. */
+#ifndef PLY_TEST_HARNESS_H
+#define PLY_TEST_HARNESS_H
+
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+/* Every wait of the harness is bounded by one of these. */
+#define H_POLL_MS 10
+#define H_MOUNT_WAIT_MS 10000
+#define H_EXIT_WAIT_MS 10000
+#define H_RUN_WAIT_MS 30000
+/* A test still running after this long gets its daemons killed, so a hung
+ * request fails the test (ENOTCONN) instead of hanging the suite. */
+#ifndef H_TEST_TIMEOUT_S
+#define H_TEST_TIMEOUT_S 120
+#endif
+
+#define H_MAX_MOUNTS 4
+#define H_MAX_TMPFS 4
+
+/* A test: fresh temporary root before, everything unmounted and removed
+ * after, whatever the outcome. */
+#define H_TEST(fn) cmocka_unit_test_setup_teardown(fn, h_setup, h_teardown)
+
+/* Whiteout formats a layer may hold (see DESIGN.md "Whiteouts"). */
+enum h_wh {
+	H_WH_CHARDEV,	     /* character device 0/0 (root) */
+	H_WH_FILE,	     /* .wh.NAME beside it */
+	H_WH_XATTR_USER,     /* empty file, user.overlay.whiteout, parent x */
+	H_WH_XATTR_TRUSTED,  /* the same under trusted. (root) */
+};
+
+/* Opaque-directory formats. */
+enum h_opq {
+	H_OPQ_XATTR_TRUSTED, /* trusted.overlay.opaque=y (root) */
+	H_OPQ_XATTR_USER,    /* user.overlay.opaque=y */
+	H_OPQ_FILE,	     /* .wh..wh..opq inside the directory */
+};
+
+struct h_mount {
+	char path[PATH_MAX];
+	pid_t pid;     /* the daemon, our child (or adopted, see h_adopt) */
+	bool active;   /* still ours to unmount */
+	char errlog[PATH_MAX]; /* the daemon's stderr */
+};
+
+/* The outcome of h_run: exit status and what it printed. */
+struct h_run {
+	int status;	/* as from waitpid */
+	char *out;	/* NUL-terminated, owned */
+	char *err;
+};
+
+/* ---- set-up ------------------------------------------------------------ */
+/* Called first by every main(): exits 77 without /dev/fuse, checks $PLYFS
+ * and makes us the subreaper of anything our children leave behind. */
+void h_init(void);
+int h_setup(void **state);
+int h_teardown(void **state);
+bool h_is_root(void);
+/* Skips the test unless we are root. */
+void h_need_root(void);
+const char *h_plyfs(void);
+
+/* ---- paths and strings ------------------------------------------------- */
+/* A path under the test's root (absolute paths are kept as they are). The
+ * result lives in one of 16 rotating buffers: copy it to keep it. */
+const char *h_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A formatted string in the same rotating buffers. */
+const char *h_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "lowerdir=ROOT/a:ROOT/b:..." for the NULL-terminated relative names. */
+const char *h_lowerdir(const char *first, ...);
+#define H_NAMES(...) ((const char *const[]){ __VA_ARGS__, NULL })
+#define H_NONE ((const char *const[]){ NULL })
+
+/* ---- building layer trees (paths relative to the test root) ------------ */
+void h_mkdir(const char *rel);	/* mkdir -p */
+void h_file(const char *rel, const char *content); /* parents made too */
+void h_file_data(const char *rel, const void *data, size_t len);
+void h_symlink(const char *target, const char *rel);
+void h_fifo(const char *rel);
+void h_socket(const char *rel);	/* a bound unix socket */
+void h_mknod(const char *rel, mode_t mode, dev_t dev); /* root */
+void h_link(const char *oldrel, const char *newrel);
+/* Sets an xattr without following symlinks; skips the test where the
+ * filesystem has no such namespace. */
+void h_xattr(const char *rel, const char *name, const char *value);
+/* Sets mtime (and atime) to sec.nsec, without following symlinks. */
+void h_times(const char *rel, time_t sec, long nsec);
+/* Turns rel into a whiteout of that name, in format fmt. */
+void h_whiteout(const char *rel, enum h_wh fmt);
+/* Makes directory rel (created if needed) opaque, in format fmt. */
+void h_opaque(const char *rel, enum h_opq fmt);
+/* Skips the test when fmt needs root and we are not. */
+void h_need_wh(enum h_wh fmt);
+void h_need_opq(enum h_opq fmt);
+/* Mounts a fresh tmpfs at rel (root; unmounted by teardown). */
+void h_tmpfs(const char *rel);
+
+/* ---- running things ---------------------------------------------------- */
+/* Starts argv[0] (a path) as our child: stdin /dev/null, stdout/stderr to
+ * the given files (NULL: /dev/null), in cwd (NULL: ours), with envp (NULL:
+ * ours), every other fd closed. */
+pid_t h_spawn(const char *const argv[], const char *cwd,
+	      const char *const envp[], const char *out, const char *err);
+/* Waits up to ms for pid: 0 and *status when it exited, -ETIMEDOUT. */
+int h_wait(pid_t pid, int ms, int *status);
+/* Runs argv to completion (bounded by H_RUN_WAIT_MS, else the test fails)
+ * and captures its output. */
+void h_run(const char *const argv[], const char *cwd,
+	   const char *const envp[], struct h_run *ret);
+void h_run_free(struct h_run *run);
+/* Live (not zombie) processes whose parent is us, at most max, returned in
+ * pids; the count is returned. Reaps our zombies first. */
+int h_children(pid_t *pids, int max);
+
+/* ---- mounting ---------------------------------------------------------- */
+/* Runs `$PLYFS -f -o OPTS MNT` (MNT relative to the root, created) and
+ * waits for the mount; the test fails if plyfs exits first. */
+struct h_mount *h_mount(const char *opts, const char *mnt);
+/* The same for any argv that runs plyfs in the foreground mounting at mnt
+ * (absolute), started in cwd. */
+struct h_mount *h_mount_argv(const char *const argv[], const char *cwd,
+			     const char *mnt);
+/* Mounts the NULL-terminated relative lower layers, top first, at mnt. */
+struct h_mount *h_mount_lowers(const char *mnt, const char *first, ...);
+/* Takes charge of a mount made by someone else at mnt (absolute), whose
+ * daemon daemonized and so became our child: we are its subreaper. */
+struct h_mount *h_adopt(const char *mnt);
+/* Unmounts (fusermount3 -u, else a lazy umount2) and waits for the daemon
+ * (bounded, then SIGKILL). Returns its wait status, or -1 if it was killed
+ * or not found. */
+int h_umount(struct h_mount *m);
+/* Is path a mount point (from /proc/self/mountinfo, no FUSE request)? */
+bool h_is_mountpoint(const char *path);
+/* st_dev of path differs from its parent's. */
+bool h_dev_differs(const char *path);
+
+/* ---- looking at the result --------------------------------------------- */
+/* Reads a whole file; *len gets its length. The result is owned. */
+char *h_read(const char *path, size_t *len);
+/* The file holds exactly content. */
+void h_assert_content(const char *path, const char *content);
+/* Lists dir: "." and ".." must be there, every name exactly once, and the
+ * other names must be exactly expected (any order). */
+void h_assert_listing(const char *dir, const char *const expected[]);
+/* The names of dir, in readdir order, "." and ".." included; owned. */
+char **h_listdir(const char *dir, size_t *ret_n);
+void h_strv_free(char **v, size_t n);
+
+/* expr must fail with -1 and errno err. */
+#define h_assert_errno(expr, err)                                             \
+	do {                                                                  \
+		errno = 0;                                                    \
+		long h_r_ = (long)(expr);                                     \
+		int h_e_ = errno;                                             \
+		if (h_r_ != -1 || h_e_ != (err))                              \
+			fail_msg("%s: expected -1 with %s, got %ld with %s",  \
+				 #expr, strerrorname_np(err), h_r_,           \
+				 h_e_ ? strerrorname_np(h_e_) : "no error");  \
+	} while (0)
+
+/* expr must succeed (>= 0). */
+#define h_assert_ok(expr)                                                     \
+	do {                                                                  \
+		errno = 0;                                                    \
+		if ((long)(expr) < 0)                                         \
+			fail_msg("%s: failed: %s", #expr,                     \
+				 strerrorname_np(errno));                     \
+	} while (0)
+
+#endif
