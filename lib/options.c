@@ -221,7 +221,6 @@ static const struct compat_option compat_options[] = {
 	{ "squash_to_gid", V_ID, NULL },
 	{ "static_nlink", V_NONE, NULL },
 	{ "noacl", V_NONE, NULL },
-	{ "fsync", V_BOOL01, NULL },
 	{ "fast_ino", V_BOOL01, NULL },
 	{ "writeback", V_BOOL01, NULL },
 	{ "xattr_permissions", V_CHOICE, xattr_permission_values },
@@ -234,7 +233,6 @@ static const struct compat_option compat_options[] = {
 	{ "noxattrs", V_CHOICE, noxattrs_values },
 	{ "plugins", V_ANY, NULL },
 	{ "max_idle_threads", V_ID, NULL },
-	{ "whiteout", V_ANY, NULL },
 };
 
 /* Options of the FUSE mount itself, handed to libfuse. */
@@ -386,6 +384,27 @@ static int parse_one(struct ply_options *opts, const char *opt,
 					   "timeout=%s: expected seconds, e.g. timeout=3600",
 					   v ? v : "");
 		return 0;
+	}
+	if (!strcmp(name, "fsync")) {
+		if (!value_is_bool01(v))
+			return ply_err_set(err, -EINVAL,
+					   "fsync=%s: expected 0 or 1",
+					   v ? v : "");
+		opts->nosync = v[0] == '0';
+		return 0;
+	}
+	if (!strcmp(name, "whiteout")) {
+		static const char *const formats[] = { "auto", "chardev",
+							"xattr", "file", NULL };
+
+		for (int i = 0; formats[i]; i++)
+			if (v && !strcmp(v, formats[i])) {
+				opts->whiteout = (enum ply_wh_format)i;
+				return 0;
+			}
+		return ply_err_set(err, -EINVAL,
+				   "whiteout=%s: expected auto, chardev, xattr or file",
+				   v ? v : "");
 	}
 	if (!strcmp(name, "threaded")) {
 		if (!value_is_bool01(v))

@@ -31,6 +31,15 @@ void ply_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- options.c: the overlayfs / fuse-overlayfs option syntax ------------ */
 enum ply_tristate { PLY_UNSET = -1, PLY_OFF = 0, PLY_ON = 1 };
 
+/* How plyfs writes whiteouts and opaque markers in the upper layer. */
+enum ply_wh_format {
+	PLY_WH_AUTO = 0, /* probe: chardev where allowed, else xattr */
+	PLY_WH_CHARDEV,  /* char device 0/0, opaque by overlay.opaque xattr */
+	PLY_WH_XATTR,    /* zero-size file with overlay.whiteout, parent
+			  * marked overlay.opaque=x (unprivileged users) */
+	PLY_WH_FILE,     /* OCI ".wh.NAME" files and ".wh..wh..opq" */
+};
+
 struct ply_options {
 	char **lowerdirs; /* top first, as given (escapes removed) */
 	size_t nlower;
@@ -38,6 +47,8 @@ struct ply_options {
 	char *workdir;
 	double timeout; /* entry/attr cache seconds; < 0: not given */
 	enum ply_tristate threaded; /* multithreaded session loop */
+	enum ply_wh_format whiteout;
+	bool nosync; /* fsync=0: copy-ups are not synced */
 	/* options accepted for compatibility but not implemented yet, each
 	 * named once so the daemon can warn about them */
 	char **unimplemented;
@@ -77,6 +88,9 @@ struct ply_stack {
 	bool has_upper;
 	int workfd; /* O_PATH of workdir, or -1 */
 	char *workdir;
+	/* how markers are written in the upper (ply_stack_probe_upper) */
+	enum ply_wh_format wh_format;
+	const char *xattr_ns; /* "trusted.", "user.", or NULL: no xattrs */
 };
 
 int ply_stack_open(struct ply_stack *stack, const struct ply_options *opts,
@@ -85,6 +99,11 @@ int ply_stack_open(struct ply_stack *stack, const struct ply_options *opts,
 int ply_stack_check_mountpoint(const struct ply_stack *stack, const char *mnt,
 			       struct ply_err *err);
 void ply_stack_close(struct ply_stack *stack);
+/* Finds out what the upper filesystem lets this process write, by trying
+ * in the directory workfd: trusted.* xattrs (else user.*), and character
+ * device 0/0 whiteouts. forced, unless PLY_WH_AUTO, is checked instead. */
+int ply_stack_probe_upper(struct ply_stack *stack, int workfd,
+			  enum ply_wh_format forced, struct ply_err *err);
 
 /* ---- ino.c: stable, unique inode numbers (see docs/inode-numbers.md) ---- */
 #define PLY_INO_BITS 54
@@ -172,6 +191,67 @@ void ply_lookup_release(struct ply_lookup *lk);
  * for a directory that spans layers, st_nlink 1 as overlayfs does. */
 int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
 		    size_t nparts, struct stat *ret_st);
+
+/* ---- workdir.c: the work directory's scratch space and lock ------------ */
+/* Temporaries live in WORKDIR/work (where the kernel's overlayfs keeps
+ * its own), named "#plyfs-<hex>"; hard-link records in WORKDIR/index. */
+#define PLY_WORK_SUBDIR "work"
+#define PLY_INDEX_SUBDIR "index"
+#define PLY_TEMP_PREFIX "#plyfs-"
+
+struct ply_workdir {
+	int fd;       /* O_PATH of WORKDIR */
+	int workfd;   /* O_PATH of WORKDIR/work */
+	int lockfd;   /* holds the exclusive lock while mounted */
+};
+
+/* Opens (creating work/ if needed) and locks the work directory of
+ * stack, refusing with -EBUSY and a clear err when another mount holds
+ * it, and removes what a crashed mount left in work/. */
+int ply_workdir_open(const struct ply_stack *stack, struct ply_workdir *ret,
+		     struct ply_err *err);
+void ply_workdir_close(struct ply_workdir *wd);
+/* Makes a fresh temporary name in buf (at least 32 bytes). */
+void ply_workdir_temp_name(char *buf, size_t size);
+
+/* ---- copyup.c: the atomic copy of an object into the upper layer -------- */
+enum ply_copyup_flags {
+	PLY_COPYUP_METACOPY = 1 << 0, /* metadata only: the data stays in the
+				       * lower file (overlay.metacopy) */
+	PLY_COPYUP_EMPTY = 1 << 1,    /* no data: an open with O_TRUNC */
+	PLY_COPYUP_SYNC = 1 << 2,     /* fsync before moving into place */
+	PLY_COPYUP_REPLACE = 1 << 3,  /* replace an existing upper name (the
+				       * data following a metacopy) */
+};
+
+struct ply_copyup_req {
+	int workfd;          /* WORKDIR/work */
+	int data_fd;         /* O_PATH of the object whose data to copy */
+	int meta_fd;         /* O_PATH of the object whose metadata to copy */
+	const struct stat *meta_st; /* its lstat; gives type, owner, mode,
+				     * times and size */
+	int upper_dirfd;     /* the upper directory to put it in */
+	const char *name;    /* its name there */
+	unsigned flags;      /* enum ply_copyup_flags */
+	const char *xattr_ns; /* "trusted." or "user.": our own markers */
+	uint64_t origin_ino; /* st_ino to keep (recorded as plyfs.origin);
+			      * 0: record none */
+};
+
+/* Copies one object up. It is built in workfd as a temporary: the same
+ * kind of object (regular file, directory (empty), symlink, fifo, socket,
+ * device); data first for a regular file (FICLONE, else copy_file_range,
+ * else read/write; holes stay holes); then owner, then xattrs (all but
+ * the private ones), then mode, then times; synced with PLY_COPYUP_SYNC;
+ * then renamed to upper_dirfd/name (RENAME_NOREPLACE unless REPLACE).
+ * Any failure removes the temporary and leaves the upper as it was. On
+ * success *ret_fd is an O_PATH fd of the new upper object. */
+int ply_copyup(const struct ply_copyup_req *req, int *ret_fd);
+/* Reads the origin st_ino a copy-up recorded on an upper object; -ENODATA
+ * when there is none. */
+int ply_copyup_origin(int fd, uint64_t *ret_ino);
+/* Is the upper regular file fd a metacopy (its data still below)? */
+bool ply_copyup_is_metacopy(int fd);
 
 /* ---- which.c: where a path comes from (plyctl which) ------------------- */
 enum ply_which_role {

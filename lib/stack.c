@@ -2,10 +2,12 @@
  * they form a stack plyfs can serve. Every later access to a layer starts
  * from the fd opened here. */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "ply.h"
@@ -226,4 +228,67 @@ void ply_stack_close(struct ply_stack *stack)
 	free(stack->workdir);
 	memset(stack, 0, sizeof(*stack));
 	stack->workfd = -1;
+}
+
+/* Tries to set an xattr in namespace ns on a scratch file in workfd. */
+static bool can_set_xattr(int workfd, const char *scratch, const char *ns)
+{
+	char name[64];
+	int fd = ply_sys_open_path(workfd, scratch);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	snprintf(name, sizeof(name), "%splyfs.probe", ns);
+	ok = ply_sys_fd_setxattr(fd, name, "1", 1, 0) == 0;
+	close(fd);
+	return ok;
+}
+
+int ply_stack_probe_upper(struct ply_stack *stack, int workfd,
+			  enum ply_wh_format forced, struct ply_err *err)
+{
+	const char *scratch = "#plyfs-probe";
+	const char *upper = stack->layers[0].path;
+	bool chardev;
+	int fd;
+
+	ply_sys_unlinkat(workfd, scratch, 0);
+	fd = ply_sys_openat(workfd, scratch, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	if (fd < 0)
+		return ply_err_set(err, fd, "workdir %s is not writable: %s",
+				   stack->workdir, strerror(-fd));
+	close(fd);
+	stack->xattr_ns = can_set_xattr(workfd, scratch, "trusted.") ?
+				  "trusted." :
+			  can_set_xattr(workfd, scratch, "user.") ? "user." :
+								    NULL;
+	ply_sys_unlinkat(workfd, scratch, 0);
+	chardev = ply_sys_mknodat(workfd, scratch, S_IFCHR | 0600,
+				  makedev(0, 0)) == 0;
+	ply_sys_unlinkat(workfd, scratch, 0);
+
+	switch (forced) {
+	case PLY_WH_AUTO:
+		stack->wh_format = chardev	   ? PLY_WH_CHARDEV :
+				   stack->xattr_ns ? PLY_WH_XATTR :
+						     PLY_WH_FILE;
+		return 0;
+	case PLY_WH_CHARDEV:
+		if (!chardev)
+			return ply_err_set(err, -EPERM,
+					   "whiteout=chardev: cannot create character devices in %s",
+					   upper);
+		break;
+	case PLY_WH_XATTR:
+		if (!stack->xattr_ns)
+			return ply_err_set(err, -EOPNOTSUPP,
+					   "whiteout=xattr: the filesystem of %s has no xattrs",
+					   upper);
+		break;
+	case PLY_WH_FILE:
+		break;
+	}
+	stack->wh_format = forced;
+	return 0;
 }

@@ -296,22 +296,43 @@ static void test_compat_named_once(void **state)
 {
 	struct ply_options opts;
 	struct ply_err err;
-	size_t uid = 0, fsync = 0;
+	size_t uid = 0, noacl = 0;
 
-	assert_int_equal(parse(&opts, "uidmapping=0:1000:1,fsync=0,"
+	assert_int_equal(parse(&opts, "uidmapping=0:1000:1,noacl,"
 				      "uidmapping=0:2000:1",
 			       &err),
 			 0);
-	assert_int_equal(ply_options_parse(&opts, "fsync=1", &err), 0);
+	assert_int_equal(ply_options_parse(&opts, "noacl", &err), 0);
 	for (size_t i = 0; i < opts.nunimplemented; i++) {
 		if (!strcmp(opts.unimplemented[i], "uidmapping"))
 			uid++;
-		else if (!strcmp(opts.unimplemented[i], "fsync"))
-			fsync++;
+		else if (!strcmp(opts.unimplemented[i], "noacl"))
+			noacl++;
 	}
 	assert_int_equal(uid, 1);
-	assert_int_equal(fsync, 1);
+	assert_int_equal(noacl, 1);
 	assert_int_equal(opts.nunimplemented, 2);
+	ply_options_free(&opts);
+}
+
+/* fsync= and whiteout= are plyfs's own: read, checked, and kept */
+static void test_fsync_and_whiteout(void **state)
+{
+	struct ply_options opts;
+	struct ply_err err;
+
+	assert_int_equal(parse(&opts, "fsync=0,whiteout=xattr", &err), 0);
+	assert_true(opts.nosync);
+	assert_int_equal(opts.whiteout, PLY_WH_XATTR);
+	assert_int_equal(opts.nunimplemented, 0);
+	assert_int_equal(ply_options_parse(&opts, "fsync=1,whiteout=chardev",
+					   &err),
+			 0);
+	assert_false(opts.nosync);
+	assert_int_equal(opts.whiteout, PLY_WH_CHARDEV);
+	assert_int_equal(ply_options_parse(&opts, "whiteout=bogus", &err),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "whiteout"));
 	ply_options_free(&opts);
 }
 
@@ -411,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_threaded),
 		cmocka_unit_test(test_compat_values),
 		cmocka_unit_test(test_compat_named_once),
+		cmocka_unit_test(test_fsync_and_whiteout),
 		cmocka_unit_test(test_fuse_opts),
 		cmocka_unit_test(test_mount_tokens_dropped),
 		cmocka_unit_test(test_unknown_refused),
