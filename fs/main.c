@@ -32,6 +32,22 @@ static const struct fuse_lowlevel_ops plyfs_ops = {
 	.release = plyfs_release,
 	.getxattr = plyfs_getxattr,
 	.listxattr = plyfs_listxattr,
+	.mknod = plyfs_mknod,
+	.mkdir = plyfs_mkdir,
+	.symlink = plyfs_symlink,
+	.create = plyfs_create,
+	.link = plyfs_link,
+	.unlink = plyfs_unlink,
+	.rmdir = plyfs_rmdir,
+	.rename = plyfs_rename,
+	.setattr = plyfs_setattr,
+	.write_buf = plyfs_write_buf,
+	.fallocate = plyfs_fallocate,
+	.copy_file_range = plyfs_copy_file_range,
+	.fsync = plyfs_fsync,
+	.fsyncdir = plyfs_fsyncdir,
+	.setxattr = plyfs_setxattr,
+	.removexattr = plyfs_removexattr,
 };
 
 static void log_to_stderr(const char *line)
@@ -142,6 +158,26 @@ static int setup_table(struct plyfs *fs)
 	return r;
 }
 
+/* The writable layer: lock and clean the work directory, find out which
+ * marker formats the upper takes. Without one the view is read-only. */
+static int setup_upper(struct plyfs *fs, const struct ply_options *opts,
+		       struct ply_err *err)
+{
+	int r;
+
+	fs->read_only = !fs->stack.has_upper;
+	fs->u = (struct ply_union){ .stack = &fs->stack, .table = &fs->table,
+				    .workfd = -1, .sync = !opts->nosync };
+	if (fs->read_only)
+		return 0;
+	r = ply_workdir_open(&fs->stack, &fs->work, err);
+	if (r < 0)
+		return r;
+	fs->u.workfd = fs->work.workfd;
+	return ply_stack_probe_upper(&fs->stack, fs->work.workfd,
+				     opts->whiteout, err);
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -152,6 +188,7 @@ int main(int argc, char **argv)
 	char *mountpoint = NULL;
 	int r, status = EXIT_USAGE;
 
+	fs.work = (struct ply_workdir){ -1, -1, -1, -1 };
 	r = plyfs_cli_parse(argc, argv, &cli, &err);
 	if (r < 0) {
 		fprintf(stderr, "plyfs: %s\n", err.msg);
@@ -190,12 +227,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "plyfs: %s\n", err.msg);
 		goto out_stack;
 	}
+	r = setup_upper(&fs, &cli.opts, &err);
+	if (r < 0) {
+		fprintf(stderr, "plyfs: %s\n", err.msg);
+		goto out_stack;
+	}
 	warn_unimplemented(&cli.opts);
-	if (fs.stack.has_upper)
-		fprintf(stderr,
-			"plyfs: warning: the writable layer is not implemented yet: upperdir is served read-only\n");
-	fs.read_only = true;
 	fs.timeout = cli.opts.timeout >= 0 ? cli.opts.timeout : 86400.0;
+	/* modes come from the kernel with the caller's umask applied */
+	umask(0);
 
 	status = EXIT_FAILURE;
 	r = setup_table(&fs);
@@ -231,6 +271,7 @@ out_args:
 out_table:
 	ply_inode_table_destroy(&fs.table);
 out_stack:
+	ply_workdir_close(&fs.work);
 	free(mountpoint);
 	ply_stack_close(&fs.stack);
 out_options:

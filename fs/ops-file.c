@@ -7,22 +7,35 @@
 #include "plyfs.h"
 #include "sys.h"
 
+static bool wants_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
 static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
 		   int *ret_fd)
 {
+	const struct ply_part *part;
 	int fd;
 
-	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
-		return -EROFS; /* the writable layer comes with copy-up */
+	if (wants_write(flags)) {
+		/* O_TRUNC throws the data away: copy none */
+		fd = ply_upper_copy_up(&fs->u, inode,
+				       (flags & O_TRUNC) ? PLY_COPYUP_EMPTY : 0);
+		if (fd < 0)
+			return fd;
+	}
 	fd = plyfs_use(fs, inode);
 	if (fd < 0)
 		return fd;
+	part = wants_write(flags) ? &inode->parts[0] :
+				    ply_upper_data_part(inode);
 	/* reading must not touch a layer, not even its atimes; O_NOATIME
 	 * needs ownership or CAP_FOWNER, so it is a wish, not a must */
-	flags &= ~(O_NOFOLLOW | O_TRUNC | O_APPEND);
-	fd = ply_sys_reopen(inode->parts[0].fd, flags | O_NOATIME);
+	flags &= ~O_NOFOLLOW;
+	fd = ply_sys_reopen(part->fd, flags | O_NOATIME);
 	if (fd == -EPERM)
-		fd = ply_sys_reopen(inode->parts[0].fd, flags);
+		fd = ply_sys_reopen(part->fd, flags);
 	plyfs_done(fs, inode);
 	if (fd < 0)
 		return fd;
@@ -41,9 +54,9 @@ void plyfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)fd;
-	/* lower layers never change, so cached pages stay true */
+	/* every change goes through this mount, so cached pages stay true */
 	fi->keep_cache = 1;
-	fi->noflush = 1;
+	fi->noflush = !wants_write(fi->flags);
 	if (fuse_reply_open(req, fi) < 0)
 		close(fd);
 }
@@ -72,9 +85,17 @@ void plyfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, pos);
 }
 
+/* close(2) of one of several descriptors: report what a close of the
+ * real file would (delayed write errors), and drop POSIX locks. */
 void plyfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, 0);
+	int fd = dup((int)fi->fh);
+
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	fuse_reply_err(req, close(fd) < 0 ? errno : 0);
 }
 
 void plyfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

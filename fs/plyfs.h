@@ -13,6 +13,8 @@
 struct plyfs {
 	struct ply_stack stack;
 	struct ply_inode_table table; /* its root is FUSE_ROOT_ID */
+	struct ply_workdir work;      /* with an upper layer */
+	struct ply_union u;           /* what changing operations use */
 	double timeout;        /* entry and attr cache, seconds */
 	bool read_only;
 };
@@ -94,6 +96,42 @@ void plyfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		 struct fuse_file_info *fi);
 void plyfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void plyfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ops-namespace.c */
+void plyfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		 mode_t mode, dev_t rdev);
+void plyfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		 mode_t mode);
+void plyfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+		   const char *name);
+void plyfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode, struct fuse_file_info *fi);
+void plyfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		const char *newname);
+void plyfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void plyfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void plyfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  fuse_ino_t newparent, const char *newname,
+		  unsigned int flags);
+
+/* ops-write.c */
+void plyfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		   int to_set, struct fuse_file_info *fi);
+void plyfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
+		     off_t off, struct fuse_file_info *fi);
+void plyfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		     off_t length, struct fuse_file_info *fi);
+void plyfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			   struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			   off_t off_out, struct fuse_file_info *fi_out,
+			   size_t len, int flags);
+void plyfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi);
+void plyfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		    struct fuse_file_info *fi);
+void plyfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		    const char *value, size_t size, int flags);
+void plyfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 /* ops-xattr.c */
 void plyfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,

@@ -299,6 +299,10 @@ void ply_inode_table_forget(struct ply_inode_table *table,
 {
 	pthread_mutex_lock(&table->lock);
 	inode->nlookup = inode->nlookup > n ? inode->nlookup - n : 0;
+	if (!inode->nlookup && inode->orphan) {
+		inode->orphan = false;
+		inode->pins--;
+	}
 	release_locked(table, inode);
 	pthread_mutex_unlock(&table->lock);
 }
@@ -398,5 +402,64 @@ void ply_inode_unpin(struct ply_inode_table *table, struct ply_inode *inode)
 		lru_append(table, inode);
 	release_locked(table, inode);
 	trim_locked(table);
+	pthread_mutex_unlock(&table->lock);
+}
+
+void ply_inode_set_parts(struct ply_inode_table *table,
+			 struct ply_inode *inode, struct ply_part *parts,
+			 size_t nparts)
+{
+	struct ply_part *old = inode->parts;
+	size_t nold = inode->nparts;
+
+	for (size_t i = 0; i < nold; i++) {
+		bool kept = false;
+
+		for (size_t j = 0; j < nparts && !kept; j++)
+			kept = parts[j].fd == old[i].fd;
+		if (!kept)
+			ply_sys_close(old[i].fd);
+	}
+	pthread_mutex_lock(&table->lock);
+	table->open_fds += nparts;
+	table->open_fds -= nold;
+	inode->parts = parts;
+	inode->nparts = nparts;
+	inode->fds_open = true;
+	pthread_mutex_unlock(&table->lock);
+	free(old);
+}
+
+int ply_inode_move(struct ply_inode_table *table, struct ply_inode *inode,
+		   struct ply_inode *newparent, const char *name)
+{
+	char *copy = strdup(name), *old_name;
+	struct ply_inode *old_parent;
+
+	if (!copy)
+		return -ENOMEM;
+	/* fd_lock: a reopen reads parent and name under it */
+	pthread_mutex_lock(&inode->fd_lock);
+	pthread_mutex_lock(&table->lock);
+	old_parent = inode->parent;
+	old_name = inode->name;
+	inode->parent = newparent;
+	inode->name = copy;
+	newparent->nchildren++;
+	old_parent->nchildren--;
+	release_locked(table, old_parent);
+	pthread_mutex_unlock(&table->lock);
+	pthread_mutex_unlock(&inode->fd_lock);
+	free(old_name);
+	return 0;
+}
+
+void ply_inode_orphan(struct ply_inode_table *table, struct ply_inode *inode)
+{
+	pthread_mutex_lock(&table->lock);
+	if (inode->orphan || inode == table->root)
+		inode->pins--; /* already held by an earlier orphaning */
+	else
+		inode->orphan = true;
 	pthread_mutex_unlock(&table->lock);
 }

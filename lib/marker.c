@@ -4,7 +4,10 @@
  * the overlay.opaque xattr or a ".wh..wh..opq" file. overlay.* xattrs are
  * read under trusted. and user. alike. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -107,4 +110,133 @@ bool ply_xattr_is_private(const char *name)
 		if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
 			return true;
 	return false;
+}
+
+static bool read_overlay_flag(int fd, const char *flag, char want)
+{
+	static const char *const namespaces[] = { "trusted.", "user." };
+	char name[64], v[4];
+
+	for (size_t i = 0; i < 2; i++) {
+		ssize_t n;
+
+		snprintf(name, sizeof(name), "%soverlay.%s", namespaces[i],
+			 flag);
+		n = ply_sys_fd_getxattr(fd, name, v, sizeof(v));
+		if (n == 1 && v[0] == want)
+			return true;
+	}
+	return false;
+}
+
+int ply_marker_dir_redirect(int fd, char *buf, size_t size)
+{
+	static const char *const names[] = { "trusted.overlay.redirect",
+					      "user.overlay.redirect" };
+
+	for (size_t i = 0; i < 2; i++) {
+		ssize_t n = ply_sys_fd_getxattr(fd, names[i], buf, size - 1);
+
+		if (n > 0) {
+			buf[n] = '\0';
+			/* a name, or a path from the layer root: nothing else */
+			if (buf[0] != '/' && strchr(buf, '/'))
+				return -EINVAL;
+			if (strstr(buf, "/../") || !strcmp(buf, "..") ||
+			    !strncmp(buf, "../", 3))
+				return -EINVAL;
+			return 0;
+		}
+	}
+	buf[0] = '\0';
+	return -ENODATA;
+}
+
+bool ply_marker_dir_impure(int fd)
+{
+	return read_overlay_flag(fd, "impure", 'y');
+}
+
+static int set_overlay_xattr(const struct ply_stack *stack, int fd,
+			     const char *flag, const char *value)
+{
+	char name[64];
+
+	if (!stack->xattr_ns)
+		return -EOPNOTSUPP;
+	snprintf(name, sizeof(name), "%soverlay.%s", stack->xattr_ns, flag);
+	return ply_sys_fd_setxattr(fd, name, value, strlen(value), 0);
+}
+
+int ply_marker_make_whiteout(const struct ply_stack *stack, int dirfd,
+			     const char *name)
+{
+	char wh[PLY_WH_PREFIX_LEN + NAME_MAX + 1];
+	int fd, r;
+
+	switch (stack->wh_format) {
+	case PLY_WH_CHARDEV:
+	case PLY_WH_AUTO:
+		return ply_sys_mknodat(dirfd, name, S_IFCHR | 0, makedev(0, 0));
+	case PLY_WH_XATTR:
+		fd = ply_sys_openat(dirfd, name,
+				    O_CREAT | O_EXCL | O_WRONLY, 0);
+		if (fd < 0)
+			return fd;
+		close(fd);
+		fd = ply_sys_open_path(dirfd, name);
+		r = fd < 0 ? fd :
+			     set_overlay_xattr(stack, fd, "whiteout", "y");
+		if (fd >= 0)
+			close(fd);
+		if (r < 0)
+			ply_sys_unlinkat(dirfd, name, 0);
+		return r;
+	case PLY_WH_FILE:
+		if (strlen(name) + PLY_WH_PREFIX_LEN > NAME_MAX)
+			return -ENAMETOOLONG;
+		snprintf(wh, sizeof(wh), "%s%s", PLY_WH_PREFIX, name);
+		fd = ply_sys_openat(dirfd, wh, O_CREAT | O_WRONLY, 0);
+		if (fd < 0)
+			return fd;
+		close(fd);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int ply_marker_prepare_parent(const struct ply_stack *stack, int fd)
+{
+	if (stack->wh_format != PLY_WH_XATTR)
+		return 0;
+	if (read_overlay_flag(fd, "opaque", 'y') ||
+	    read_overlay_flag(fd, "opaque", 'x'))
+		return 0;
+	return set_overlay_xattr(stack, fd, "opaque", "x");
+}
+
+int ply_marker_set_opaque(const struct ply_stack *stack, int fd)
+{
+	int mark;
+
+	if (stack->xattr_ns && stack->wh_format != PLY_WH_FILE)
+		return set_overlay_xattr(stack, fd, "opaque", "y");
+	mark = ply_sys_openat(fd, PLY_WH_OPAQUE, O_CREAT | O_WRONLY, 0);
+	if (mark < 0)
+		return mark;
+	close(mark);
+	return 0;
+}
+
+int ply_marker_set_redirect(const struct ply_stack *stack, int fd,
+			    const char *path)
+{
+	return set_overlay_xattr(stack, fd, "redirect", path);
+}
+
+int ply_marker_set_impure(const struct ply_stack *stack, int fd)
+{
+	if (!stack->xattr_ns || ply_marker_dir_impure(fd))
+		return 0;
+	return set_overlay_xattr(stack, fd, "impure", "y");
 }

@@ -42,8 +42,11 @@ static int push_part(struct ply_lookup *lk, uint16_t layer, int fd,
 	if (!grown)
 		return -ENOMEM;
 	lk->parts = grown;
-	grown[lk->nparts++] =
-		(struct ply_part){ layer, fd, state, st->st_dev, st->st_ino };
+	grown[lk->nparts++] = (struct ply_part){ .layer = layer,
+						 .fd = fd,
+						 .state = state,
+						 .dev = st->st_dev,
+						 .ino = st->st_ino };
 	return 0;
 }
 
@@ -69,7 +72,17 @@ int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
 
 	if (r < 0)
 		return r;
-	st.st_ino = ply_ino_compose(layer, st.st_dev, st.st_ino);
+	if (parts[0].origin)
+		st.st_ino = parts[0].origin;
+	else
+		st.st_ino = ply_ino_compose(layer, st.st_dev, st.st_ino);
+	if (parts[0].metacopy && nparts > 1) {
+		struct stat data;
+
+		/* blocks are where the data is, as overlayfs reports them */
+		if (ply_sys_fstat(parts[1].fd, &data) == 0)
+			st.st_blocks = data.st_blocks;
+	}
 	/* like overlayfs: a merged directory's link count is unknown */
 	if (S_ISDIR(st.st_mode) && nparts > 1)
 		st.st_nlink = 1;
@@ -89,8 +102,23 @@ static void trace_step(struct ply_trace *trace, uint16_t layer,
 
 /* Visits name in one layer's directory: adds it to lk when it belongs to
  * the merged object. Returns 1 to go on to the next layer, 0 to stop. */
-static int visit_layer(struct ply_lookup *lk, const struct ply_part *dir,
-		       const char *name, struct ply_trace *trace)
+/* What only an upper object can carry: the st_ino it had before its
+ * copy-up, the metacopy mark, and the impure mark of a directory. */
+static void read_upper_marks(int fd, const struct stat *st,
+			     struct ply_part *part)
+{
+	if (ply_copyup_origin(fd, &part->origin) < 0)
+		part->origin = 0;
+	/* a metacopy file holds no blocks of its own: check only those */
+	if (S_ISREG(st->st_mode) && st->st_blocks == 0 && st->st_size > 0)
+		part->metacopy = ply_copyup_is_metacopy(fd);
+	if (S_ISDIR(st->st_mode))
+		part->impure = ply_marker_dir_impure(fd);
+}
+
+static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
+		       const struct ply_part *dir, const char *name,
+		       struct ply_trace *trace, char *redirect)
 {
 	enum ply_opaque state = PLY_DIR_PLAIN;
 	struct stat st;
@@ -116,6 +144,19 @@ static int visit_layer(struct ply_lookup *lk, const struct ply_part *dir,
 		r = 0;
 		goto drop;
 	}
+	if (lk->nparts == 1 && lk->parts[0].metacopy) {
+		/* the data of a metacopy file is the regular file below */
+		if (!S_ISREG(st.st_mode)) {
+			r = -EIO; /* as overlayfs: the data is missing */
+			goto drop;
+		}
+		r = push_part(lk, dir->layer, fd, PLY_DIR_PLAIN, &st);
+		if (r < 0)
+			goto drop;
+		trace_step(trace, dir->layer, PLY_SEEN_OBJECT, st.st_mode,
+			   PLY_DIR_PLAIN, false);
+		return 0;
+	}
 	if (lk->nparts && !S_ISDIR(st.st_mode)) {
 		/* a non-directory below a directory is hidden */
 		trace_step(trace, dir->layer, PLY_SEEN_HIDDEN_NONDIR,
@@ -123,11 +164,19 @@ static int visit_layer(struct ply_lookup *lk, const struct ply_part *dir,
 		r = 0;
 		goto drop;
 	}
-	if (S_ISDIR(st.st_mode))
+	if (S_ISDIR(st.st_mode)) {
 		ply_marker_dir_state(fd, &state);
+		if (state != PLY_DIR_OPAQUE &&
+		    ply_marker_dir_redirect(fd, redirect, PATH_MAX) < 0)
+			redirect[0] = '\0';
+	}
 	r = push_part(lk, dir->layer, fd, state, &st);
 	if (r < 0)
 		goto drop;
+	if (stack->layers[dir->layer].is_upper)
+		read_upper_marks(fd, &st, &lk->parts[lk->nparts - 1]);
+	if (lk->parts[lk->nparts - 1].metacopy)
+		return 1; /* go on to find its data */
 	wh_file = S_ISDIR(st.st_mode) && state != PLY_DIR_OPAQUE &&
 		  has_whiteout_file(dir->fd, name);
 	trace_step(trace, dir->layer, PLY_SEEN_OBJECT, st.st_mode, state,
@@ -140,12 +189,88 @@ drop:
 	return r;
 }
 
+/* Opens the parent directory of path's last component in layer, walking
+ * it one component at a time without following anything. */
+static int open_in_layer(const struct ply_layer *layer, const char *path,
+			 const char **ret_last)
+{
+	char comp[NAME_MAX + 1];
+	const char *p = path, *slash;
+	int fd = ply_sys_openat(layer->fd, ".", O_PATH | O_DIRECTORY, 0);
+
+	while (fd >= 0) {
+		int next;
+		size_t len;
+
+		while (*p == '/')
+			p++;
+		slash = strchr(p, '/');
+		if (!slash) {
+			*ret_last = p;
+			return fd;
+		}
+		len = (size_t)(slash - p);
+		if (len > NAME_MAX) {
+			close(fd);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		next = ply_sys_openat(fd, comp,
+				      O_PATH | O_NOFOLLOW | O_DIRECTORY, 0);
+		close(fd);
+		fd = next;
+		p = slash + 1;
+	}
+	return fd;
+}
+
+/* Visits the layers below a directory that carries an absolute redirect:
+ * there, its content lives at path from each layer's root, not under its
+ * parent. A further redirect found on the way takes over. */
+static int visit_redirected(const struct ply_stack *stack,
+			    struct ply_lookup *lk, size_t first_layer,
+			    char *path, struct ply_trace *trace)
+{
+	char *redirect = malloc(PATH_MAX);
+	int r = 1;
+
+	if (!redirect)
+		return -ENOMEM;
+	for (size_t j = first_layer; j < stack->nlayers && r > 0; j++) {
+		struct ply_part dir = { .layer = (uint16_t)j };
+		const char *last;
+
+		dir.fd = open_in_layer(&stack->layers[j], path, &last);
+		if (dir.fd < 0)
+			continue; /* this layer does not hold it */
+		ply_marker_dir_state(dir.fd, &dir.state);
+		redirect[0] = '\0';
+		r = visit_layer(stack, lk, &dir, last, trace, redirect);
+		close(dir.fd);
+		if (redirect[0] == '/') {
+			strcpy(path, redirect);
+		} else if (redirect[0]) {
+			char *cut = strrchr(path, '/');
+
+			/* a relative redirect names a sibling */
+			if (cut && (size_t)(cut - path) + 1 + strlen(redirect) <
+					   PATH_MAX)
+				strcpy(cut + 1, redirect);
+		}
+	}
+	free(redirect);
+	return r < 0 ? r : 0;
+}
+
 int ply_lookup_traced(const struct ply_stack *stack,
 		      const struct ply_part *parent, size_t nparent,
 		      const char *name, struct ply_lookup *ret,
 		      struct ply_trace *trace)
 {
 	struct ply_lookup lk = { 0 };
+	char *redirect = NULL, *cur_name = NULL;
+	const char *looked = name;
 	int r;
 
 	r = ply_name_check(name);
@@ -153,12 +278,35 @@ int ply_lookup_traced(const struct ply_stack *stack,
 		return r;
 	if (ply_marker_name_reserved(name))
 		return -ENOENT;
+	redirect = malloc(PATH_MAX);
+	if (!redirect)
+		return -ENOMEM;
 	for (size_t i = 0; i < nparent; i++) {
-		r = visit_layer(&lk, &parent[i], name, trace);
+		redirect[0] = '\0';
+		r = visit_layer(stack, &lk, &parent[i], looked, trace,
+				redirect);
 		if (r < 0)
 			goto fail;
 		if (r == 0)
 			break;
+		if (redirect[0] == '/') {
+			r = visit_redirected(stack, &lk,
+					     (size_t)parent[i].layer + 1,
+					     redirect, trace);
+			if (r < 0)
+				goto fail;
+			break;
+		}
+		if (redirect[0] && !strchr(redirect, '/')) {
+			/* below, the directory is found under its old name */
+			free(cur_name);
+			cur_name = strdup(redirect);
+			if (!cur_name) {
+				r = -ENOMEM;
+				goto fail;
+			}
+			looked = cur_name;
+		}
 	}
 	if (!lk.nparts) {
 		r = -ENOENT;
@@ -167,9 +315,13 @@ int ply_lookup_traced(const struct ply_stack *stack,
 	r = ply_object_stat(stack, lk.parts, lk.nparts, &lk.st);
 	if (r < 0)
 		goto fail;
+	free(redirect);
+	free(cur_name);
 	*ret = lk;
 	return 0;
 fail:
+	free(redirect);
+	free(cur_name);
 	ply_lookup_release(&lk);
 	return r;
 }
@@ -208,6 +360,8 @@ int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret)
 		r = push_part(&lk, (uint16_t)i, fd, state, &st);
 		if (r < 0)
 			close(fd);
+		else if (stack->layers[i].is_upper)
+			read_upper_marks(fd, &st, &lk.parts[lk.nparts - 1]);
 	}
 	if (r >= 0)
 		r = ply_object_stat(stack, lk.parts, lk.nparts, &lk.st);

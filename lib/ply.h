@@ -131,6 +131,25 @@ int ply_marker_dir_state(int dirfd, enum ply_opaque *ret_state);
  * dir_state says whether xattr whiteouts may be present. 1 yes, 0 no. */
 int ply_marker_is_whiteout(int dirfd, const char *name, const struct stat *st,
 			   enum ply_opaque dir_state);
+/* Reads a directory's overlay.redirect into buf: the name (same parent)
+ * or the path from the layer root ("/a/b") where its lower content is.
+ * -ENODATA when it has none, -EINVAL for a malformed one. */
+int ply_marker_dir_redirect(int fd, char *buf, size_t size);
+int ply_marker_set_redirect(const struct ply_stack *stack, int fd,
+			    const char *path);
+/* Does the upper directory fd carry overlay.impure (copied-up entries)? */
+bool ply_marker_dir_impure(int fd);
+
+/* Writers, in the format the stack probed (stack->wh_format, xattr_ns).
+ * Creates a whiteout for name in dirfd (a directory of the upper or the
+ * work directory). With PLY_WH_FILE the object is ".wh.NAME". */
+int ply_marker_make_whiteout(const struct ply_stack *stack, int dirfd,
+			     const char *name);
+/* Prepares the upper directory fd to hold whiteouts of the stack's
+ * format (xattr whiteouts need their parent marked overlay.opaque=x). */
+int ply_marker_prepare_parent(const struct ply_stack *stack, int fd);
+int ply_marker_set_opaque(const struct ply_stack *stack, int fd);
+int ply_marker_set_impure(const struct ply_stack *stack, int fd);
 /* True for xattrs private to plyfs or overlayfs: hidden and unsettable. */
 bool ply_xattr_is_private(const char *name);
 
@@ -144,6 +163,10 @@ struct ply_part {
 	enum ply_opaque state; /* directories only */
 	dev_t dev;      /* the real object, to check a reopen against */
 	ino_t ino;
+	/* upper-layer parts only: */
+	uint64_t origin; /* st_ino kept from before a copy-up, or 0 */
+	bool metacopy;   /* a metacopy file: the data is in the next part */
+	bool impure;     /* a directory holding copied-up entries */
 };
 
 struct ply_lookup {
@@ -202,7 +225,10 @@ int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
 struct ply_workdir {
 	int fd;       /* O_PATH of WORKDIR */
 	int workfd;   /* O_PATH of WORKDIR/work */
-	int lockfd;   /* holds the exclusive lock while mounted */
+	int lockfd;   /* WORKDIR/.plyfs.lock: holds the exclusive lock on
+		       * the workdir while mounted */
+	int upper_lockfd; /* the upper directory itself, read-only: holds
+			   * its exclusive lock while mounted */
 };
 
 /* Opens (creating work/ if needed) and locks the work directory of
@@ -299,6 +325,7 @@ struct ply_inode {
 	uint64_t nchildren; /* inodes whose parent this is */
 	uint64_t pins;     /* users of the part fds right now */
 	bool fds_open;
+	bool orphan;       /* its name is gone: fds pinned until forgotten */
 	struct ply_inode *next; /* hash chain */
 	struct ply_inode *lru_prev, *lru_next; /* unpinned, fds open */
 };
@@ -327,9 +354,79 @@ int ply_inode_table_acquire(struct ply_inode_table *table,
 /* Drops n lookup references; frees the inode when nothing holds it. */
 void ply_inode_table_forget(struct ply_inode_table *table,
 			    struct ply_inode *inode, uint64_t n);
+/* Replaces inode's parts (copy-up, rename): the new parts' fds are open
+ * and owned by the inode from now; old fds not among them are closed.
+ * The caller holds inode->lock for writing and a pin. */
+void ply_inode_set_parts(struct ply_inode_table *table,
+			 struct ply_inode *inode, struct ply_part *parts,
+			 size_t nparts);
+/* Records that inode is now name in newparent (after a rename). */
+int ply_inode_move(struct ply_inode_table *table, struct ply_inode *inode,
+		   struct ply_inode *newparent, const char *name);
+/* Keeps the fds of an inode whose name is gone (unlinked, renamed over)
+ * open until the kernel forgets it, as it can no longer be reopened by
+ * name. The caller holds a pin, which this takes over. */
+void ply_inode_orphan(struct ply_inode_table *table, struct ply_inode *inode);
 /* Makes sure inode's part fds are open and keeps them so until unpin. */
 int ply_inode_pin(struct ply_inode_table *table, struct ply_inode *inode);
 void ply_inode_unpin(struct ply_inode_table *table, struct ply_inode *inode);
+
+/* ---- upper.c: bringing merged objects into the upper layer ------------- */
+/* What the changing operations need: the stack, the inode table, the
+ * work directory, and whether copy-ups are synced. */
+struct ply_union {
+	struct ply_stack *stack;
+	struct ply_inode_table *table;
+	int workfd; /* WORKDIR/work */
+	bool sync;
+};
+
+/* Gives inode a part in the upper layer, copying up its parents first.
+ * flags: PLY_COPYUP_METACOPY for a change of metadata only,
+ * PLY_COPYUP_EMPTY when the data is about to be truncated away; 0 copies
+ * the data too, completing an earlier metacopy. Serialized per inode; the
+ * caller holds no lock of inode's. */
+int ply_upper_copy_up(const struct ply_union *u, struct ply_inode *inode,
+		      unsigned flags);
+/* The part holding a regular file's data (below a metacopy, else top). */
+const struct ply_part *ply_upper_data_part(const struct ply_inode *inode);
+
+/* ---- dirops.c: changing merged directories ------------------------------ */
+/* What a new object is to be. */
+struct ply_new {
+	mode_t mode;          /* type and permission bits */
+	dev_t rdev;           /* devices */
+	const char *target;   /* symlinks */
+	uid_t uid;            /* owner (applied when the process may) */
+	gid_t gid;
+	int open_flags;       /* regular files: how to open it, see below */
+};
+
+/* Creates name in the merged directory dir, in the upper layer: in place
+ * of a whiteout if there is one (atomically, and opaque for a directory
+ * that hides lower content). -EEXIST if the merged view has the name.
+ * A regular file is also opened with what->open_flags into *ret_fd
+ * (ret_fd may be NULL otherwise). */
+int ply_dirop_create(const struct ply_union *u, struct ply_inode *dir,
+		     const char *name, const struct ply_new *what,
+		     int *ret_fd);
+/* Makes newname in dir a hard link to inode (copied up first). */
+int ply_dirop_link(const struct ply_union *u, struct ply_inode *inode,
+		   struct ply_inode *dir, const char *newname);
+/* unlink and rmdir: removes name from the merged view, leaving a whiteout
+ * where a lower layer still has it. rmdir refuses a directory whose merged
+ * listing is not empty (-ENOTEMPTY). */
+int ply_dirop_unlink(const struct ply_union *u, struct ply_inode *dir,
+		     const char *name);
+int ply_dirop_rmdir(const struct ply_union *u, struct ply_inode *dir,
+		    const char *name);
+/* rename(2) with RENAME_NOREPLACE and RENAME_EXCHANGE. */
+int ply_dirop_rename(const struct ply_union *u, struct ply_inode *olddir,
+		     const char *oldname, struct ply_inode *newdir,
+		     const char *newname, unsigned int flags);
+/* Removes name in dirfd and, for a directory, all it holds; never
+ * follows a symlink (workdir.c). */
+int ply_remove_tree(int dirfd, const char *name);
 
 /* ---- readdir.c: the merged listing of one directory --------------------- */
 struct ply_dirent {

@@ -157,6 +157,28 @@ static unsigned char type_of_mode(mode_t mode)
 	return (unsigned char)IFTODT(mode);
 }
 
+/* d_ino as a lookup's st_ino: an entry copied up into an impure upper
+ * directory keeps the number it had below (its origin). */
+static uint64_t entry_ino(const struct ply_layer *layer,
+			  const struct ply_part *part, const char *name,
+			  ino_t d_ino)
+{
+	uint64_t origin;
+	int fd;
+
+	if (layer->is_upper && part->impure) {
+		fd = ply_sys_open_path(part->fd, name);
+		if (fd >= 0) {
+			int r = ply_copyup_origin(fd, &origin);
+
+			close(fd);
+			if (r >= 0)
+				return origin;
+		}
+	}
+	return ply_ino_compose(layer, layer->dev, d_ino);
+}
+
 /* Decides one name of one layer: listed, hidden, or already decided. */
 static int take_name(struct builder *b, const struct ply_stack *stack,
 		     const struct ply_part *part, const struct dirent *de)
@@ -196,8 +218,8 @@ static int take_name(struct builder *b, const struct ply_stack *stack,
 						  true);
 		}
 	}
-	r = add_entry(b, name, ply_ino_compose(layer, layer->dev, de->d_ino),
-		      type, part->layer);
+	r = add_entry(b, name, entry_ino(layer, part, name, de->d_ino), type,
+		      part->layer);
 	if (r < 0)
 		return r;
 	return set_insert(&b->seen, b->dir->pool,

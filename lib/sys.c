@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <linux/fs.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -288,4 +289,11 @@ off_t ply_sys_lseek(int fd, off_t off, int whence)
 	FAULT_POINT("lseek");
 	pos = lseek(fd, off, whence);
 	return pos < 0 ? neg_errno() : pos;
+}
+
+/* added for copy-up */
+int ply_sys_flock(int fd, int operation)
+{
+	FAULT_POINT("flock");
+	RET_INT(flock(fd, operation));
 }

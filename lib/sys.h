@@ -57,4 +57,8 @@ ssize_t ply_sys_copy_file_range(int fd_in, off_t *off_in, int fd_out,
 int ply_sys_clone(int dst_fd, int src_fd);
 off_t ply_sys_lseek(int fd, off_t off, int whence);
 
+/* added for copy-up */
+/* flock(2) on an fd (a directory fd included). */
+int ply_sys_flock(int fd, int operation);
+
 #endif

@@ -1,0 +1,211 @@
+/* ops-write.c: the FUSE operations that change an object's data or
+ * metadata: setattr, write_buf, fallocate, copy_file_range, fsync,
+ * fsyncdir, setxattr, removexattr. Each copies the object up first, with
+ * its data only when the data is what changes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "plyfs.h"
+#include "sys.h"
+
+static int apply_times(int fd, const struct stat *attr, int to_set)
+{
+	struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT },
+				  { .tv_nsec = UTIME_OMIT } };
+
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		tv[0].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		tv[0] = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		tv[1].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		tv[1] = attr->st_mtim;
+	return ply_sys_futimens_fd(fd, tv);
+}
+
+static int apply_size(int fd, off_t size, struct fuse_file_info *fi)
+{
+	int wfd, r;
+
+	if (fi)
+		return ply_sys_ftruncate((int)fi->fh, size);
+	wfd = ply_sys_reopen(fd, O_WRONLY);
+	if (wfd < 0)
+		return wfd;
+	r = ply_sys_ftruncate(wfd, size);
+	close(wfd);
+	return r;
+}
+
+static int do_setattr(struct plyfs *fs, struct ply_inode *inode,
+		      const struct stat *attr, int to_set,
+		      struct fuse_file_info *fi, struct stat *ret_st)
+{
+	unsigned flags = PLY_COPYUP_METACOPY;
+	int fd, r;
+
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		flags = attr->st_size == 0 ? PLY_COPYUP_EMPTY : 0;
+	r = ply_upper_copy_up(&fs->u, inode, flags);
+	if (r < 0)
+		return r;
+	r = plyfs_use(fs, inode);
+	if (r < 0)
+		return r;
+	fd = inode->parts[0].fd;
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		r = ply_sys_fchownat_fd(fd,
+					(to_set & FUSE_SET_ATTR_UID) ?
+						attr->st_uid :
+						(uid_t)-1,
+					(to_set & FUSE_SET_ATTR_GID) ?
+						attr->st_gid :
+						(gid_t)-1);
+	if (r >= 0 && (to_set & FUSE_SET_ATTR_MODE))
+		r = ply_sys_fchmod_fd(fd, attr->st_mode & 07777);
+	if (r >= 0 && (to_set & FUSE_SET_ATTR_SIZE))
+		r = apply_size(fd, attr->st_size, fi);
+	if (r >= 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+				 FUSE_SET_ATTR_ATIME_NOW |
+				 FUSE_SET_ATTR_MTIME_NOW)))
+		r = apply_times(fd, attr, to_set);
+	if (r >= 0)
+		r = ply_object_stat(&fs->stack, inode->parts, inode->nparts,
+				    ret_st);
+	plyfs_done(fs, inode);
+	return r;
+}
+
+void plyfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		   int to_set, struct fuse_file_info *fi)
+{
+	struct plyfs *fs = plyfs_of(req);
+	struct stat st;
+	int r = do_setattr(fs, plyfs_inode(fs, ino), attr, to_set, fi, &st);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, fs->timeout);
+}
+
+void plyfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
+		     off_t off, struct fuse_file_info *fi)
+{
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	ssize_t n;
+
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = (int)fi->fh;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in, 0);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+void plyfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		     off_t length, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -ply_sys_fallocate((int)fi->fh, mode, offset,
+						length));
+}
+
+void plyfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			   struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			   off_t off_out, struct fuse_file_info *fi_out,
+			   size_t len, int flags)
+{
+	ssize_t n;
+
+	if (flags) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	n = ply_sys_copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh,
+				    &off_out, len);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+void plyfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi)
+{
+	int fd = (int)fi->fh;
+
+	fuse_reply_err(req, -(datasync ? ply_sys_fdatasync(fd) :
+					 ply_sys_fsync(fd)));
+}
+
+static int do_fsyncdir(struct plyfs *fs, struct ply_inode *inode, int datasync)
+{
+	int fd, r = plyfs_use(fs, inode);
+
+	if (r < 0)
+		return r;
+	if (fs->stack.layers[inode->parts[0].layer].is_upper) {
+		fd = ply_sys_reopen(inode->parts[0].fd,
+				    O_RDONLY | O_DIRECTORY);
+		r = fd < 0 ? fd :
+			     (datasync ? ply_sys_fdatasync(fd) :
+					 ply_sys_fsync(fd));
+		if (fd >= 0)
+			close(fd);
+	}
+	plyfs_done(fs, inode);
+	return r;
+}
+
+void plyfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		    struct fuse_file_info *fi)
+{
+	struct plyfs *fs = plyfs_of(req);
+
+	fuse_reply_err(req, -do_fsyncdir(fs, plyfs_inode(fs, ino), datasync));
+}
+
+static int change_xattr(struct plyfs *fs, struct ply_inode *inode,
+			const char *name, const void *value, size_t size,
+			int flags, bool remove)
+{
+	int r;
+
+	if (ply_xattr_is_private(name))
+		return -EPERM; /* as overlayfs answers for its own */
+	r = ply_upper_copy_up(&fs->u, inode, PLY_COPYUP_METACOPY);
+	if (r < 0)
+		return r;
+	r = plyfs_use(fs, inode);
+	if (r < 0)
+		return r;
+	if (remove)
+		r = ply_sys_fd_removexattr(inode->parts[0].fd, name);
+	else
+		r = ply_sys_fd_setxattr(inode->parts[0].fd, name, value, size,
+					flags);
+	plyfs_done(fs, inode);
+	return r;
+}
+
+void plyfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		    const char *value, size_t size, int flags)
+{
+	struct plyfs *fs = plyfs_of(req);
+
+	fuse_reply_err(req, -change_xattr(fs, plyfs_inode(fs, ino), name,
+					  value, size, flags, false));
+}
+
+void plyfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct plyfs *fs = plyfs_of(req);
+
+	fuse_reply_err(req, -change_xattr(fs, plyfs_inode(fs, ino), name, NULL,
+					  0, 0, true));
+}

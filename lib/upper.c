@@ -1,0 +1,185 @@
+/* upper.c: brings merged objects into the upper layer. Copy-up of an
+ * inode copies up its parents first, then the object itself through the
+ * copy-up engine, and swaps the inode's parts. It is serialized per inode
+ * by the inode's lock, so a long copy-up stalls nothing else. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ply.h"
+#include "sys.h"
+
+static bool has_upper_part(const struct ply_union *u,
+			   const struct ply_inode *inode)
+{
+	return inode->nparts && u->stack->layers[inode->parts[0].layer].is_upper;
+}
+
+/* The new parts after a copy-up: the upper part first; a directory keeps
+ * merging with its lower parts, a metacopy keeps the lower data part, any
+ * other object leaves the lower behind. */
+static int parts_after_copy_up(const struct ply_inode *inode, int upper_fd,
+			       const struct stat *st, bool metacopy,
+			       uint64_t origin, struct ply_part **ret,
+			       size_t *ret_n)
+{
+	bool keep = S_ISDIR(st->st_mode) || metacopy;
+	size_t n = keep ? inode->nparts + 1 : 1;
+	struct ply_part *parts = calloc(n, sizeof(*parts));
+
+	if (!parts)
+		return -ENOMEM;
+	parts[0] = (struct ply_part){ .layer = 0,
+				      .fd = upper_fd,
+				      .state = PLY_DIR_PLAIN,
+				      .dev = st->st_dev,
+				      .ino = st->st_ino,
+				      .origin = origin,
+				      .metacopy = metacopy };
+	if (keep)
+		memcpy(parts + 1, inode->parts,
+		       inode->nparts * sizeof(*parts));
+	*ret = parts;
+	*ret_n = n;
+	return 0;
+}
+
+/* Copies inode up, its parent being in the upper already. Called with
+ * inode->lock held for writing and inode pinned. */
+static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
+			  unsigned flags)
+{
+	struct ply_inode *parent = inode->parent;
+	struct ply_copyup_req req;
+	struct ply_part *parts;
+	struct stat st, up_st;
+	size_t n;
+	int fd, r;
+
+	r = ply_sys_fstat(inode->parts[0].fd, &st);
+	if (r < 0)
+		return r;
+	if (!S_ISREG(st.st_mode))
+		flags &= ~(unsigned)(PLY_COPYUP_METACOPY | PLY_COPYUP_EMPTY);
+	r = ply_inode_pin(u->table, parent);
+	if (r < 0)
+		return r;
+	pthread_rwlock_rdlock(&parent->lock);
+	req = (struct ply_copyup_req){
+		.workfd = u->workfd,
+		.data_fd = inode->parts[0].fd,
+		.meta_fd = inode->parts[0].fd,
+		.meta_st = &st,
+		.upper_dirfd = parent->parts[0].fd,
+		.name = inode->name,
+		.flags = flags | (u->sync ? PLY_COPYUP_SYNC : 0),
+		.xattr_ns = u->stack->xattr_ns,
+		.origin_ino = inode->ino,
+	};
+	r = ply_copyup(&req, &fd);
+	if (r >= 0 && u->stack->xattr_ns)
+		ply_marker_set_impure(u->stack, parent->parts[0].fd);
+	pthread_rwlock_unlock(&parent->lock);
+	ply_inode_unpin(u->table, parent);
+	if (r < 0)
+		return r;
+	r = ply_sys_fstat(fd, &up_st);
+	if (r >= 0)
+		r = parts_after_copy_up(inode, fd, &up_st,
+					flags & PLY_COPYUP_METACOPY,
+					u->stack->xattr_ns ? inode->ino : 0,
+					&parts, &n);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	ply_inode_set_parts(u->table, inode, parts, n);
+	return 0;
+}
+
+/* Brings a metacopy file's data up: a full copy of the lower data with
+ * the upper file's metadata, moved over it. Same locking as above. */
+static int complete_metacopy_locked(const struct ply_union *u,
+				    struct ply_inode *inode)
+{
+	struct ply_inode *parent = inode->parent;
+	struct ply_copyup_req req;
+	struct ply_part *parts;
+	struct stat st;
+	int fd, r;
+
+	r = ply_sys_fstat(inode->parts[0].fd, &st);
+	if (r < 0)
+		return r;
+	r = ply_inode_pin(u->table, parent);
+	if (r < 0)
+		return r;
+	pthread_rwlock_rdlock(&parent->lock);
+	req = (struct ply_copyup_req){
+		.workfd = u->workfd,
+		.data_fd = inode->parts[1].fd,
+		.meta_fd = inode->parts[0].fd,
+		.meta_st = &st,
+		.upper_dirfd = parent->parts[0].fd,
+		.name = inode->name,
+		.flags = PLY_COPYUP_REPLACE | (u->sync ? PLY_COPYUP_SYNC : 0),
+		.xattr_ns = u->stack->xattr_ns,
+		.origin_ino = inode->parts[0].origin,
+	};
+	r = ply_copyup(&req, &fd);
+	pthread_rwlock_unlock(&parent->lock);
+	ply_inode_unpin(u->table, parent);
+	if (r < 0)
+		return r;
+	r = ply_sys_fstat(fd, &st);
+	parts = calloc(1, sizeof(*parts));
+	if (r < 0 || !parts) {
+		free(parts);
+		close(fd);
+		return r < 0 ? r : -ENOMEM;
+	}
+	parts[0] = inode->parts[0];
+	parts[0].fd = fd;
+	parts[0].dev = st.st_dev;
+	parts[0].ino = st.st_ino;
+	parts[0].metacopy = false;
+	ply_inode_set_parts(u->table, inode, parts, 1);
+	return 0;
+}
+
+int ply_upper_copy_up(const struct ply_union *u, struct ply_inode *inode,
+		      unsigned flags)
+{
+	bool want_data = !(flags & (PLY_COPYUP_METACOPY | PLY_COPYUP_EMPTY));
+	int r;
+
+	if (!u->stack->has_upper)
+		return -EROFS;
+	if (inode == u->table->root)
+		return 0; /* the upper root is always a part of the root */
+	/* parents first, each under its own lock, never nested */
+	r = ply_upper_copy_up(u, inode->parent, 0);
+	if (r < 0)
+		return r;
+	r = ply_inode_pin(u->table, inode);
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&inode->lock);
+	if (!has_upper_part(u, inode))
+		r = copy_up_locked(u, inode, flags);
+	else if (inode->parts[0].metacopy && want_data)
+		r = complete_metacopy_locked(u, inode);
+	pthread_rwlock_unlock(&inode->lock);
+	ply_inode_unpin(u->table, inode);
+	return r;
+}
+
+/* The data of a regular file: the part below a metacopy, else the top. */
+const struct ply_part *ply_upper_data_part(const struct ply_inode *inode)
+{
+	if (inode->parts[0].metacopy && inode->nparts > 1)
+		return &inode->parts[1];
+	return &inode->parts[0];
+}
