@@ -174,6 +174,11 @@ static int setup_upper(struct plyfs *fs, const struct ply_options *opts,
 	if (r < 0)
 		return r;
 	fs->u.workfd = fs->work.workfd;
+	r = ply_workdir_open_links(&fs->work, &fs->stack.indexfd);
+	if (r < 0)
+		return ply_err_set(err, r, "workdir %s: cannot open %s: %s",
+				   fs->stack.workdir, PLY_LINKS_SUBDIR,
+				   strerror(-r));
 	return ply_stack_probe_upper(&fs->stack, fs->work.workfd,
 				     opts->whiteout, err);
 }

@@ -384,7 +384,7 @@ static int set_markers(struct copyup *c)
 	uint8_t le[8];
 	int r;
 
-	if (req->flags & PLY_COPYUP_METACOPY) {
+	if ((req->flags & PLY_COPYUP_METACOPY) && c->type == S_IFREG) {
 		snprintf(name, sizeof(name), "%soverlay.metacopy",
 			 req->xattr_ns);
 		r = ply_sys_fd_setxattr(c->pfd, name, "", 0, 0);
@@ -486,7 +486,8 @@ int ply_copyup(const struct ply_copyup_req *req, int *ret_fd)
 	if ((req->flags & PLY_COPYUP_REPLACE) && c.type != S_IFREG)
 		return -EINVAL;
 	/* a metacopy without its marker would be an empty file */
-	if ((req->flags & PLY_COPYUP_METACOPY) && !req->xattr_ns)
+	if ((req->flags & PLY_COPYUP_METACOPY) && c.type == S_IFREG &&
+	    !req->xattr_ns)
 		return -EOPNOTSUPP;
 	r = build(&c);
 	if (r >= 0)

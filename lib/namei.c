@@ -3,6 +3,7 @@
  * merges with the same-named directories below until one is opaque, or a
  * whiteout or non-directory is met. */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -116,6 +117,44 @@ static void read_upper_marks(int fd, const struct stat *st,
 		part->impure = ply_marker_dir_impure(fd);
 }
 
+/* Names the index entry of a lower object: its st_ino in hex. */
+void ply_index_name(uint64_t ino, char *buf, size_t size)
+{
+	snprintf(buf, size, "%016llx", (unsigned long long)ino);
+}
+
+/* A hard-linked lower file that was copied up under another name has
+ * its upper copy in the index: every name shows that copy. 1 when taken
+ * (lk holds it), 0 when there is none. */
+static int take_indexed(const struct ply_stack *stack, struct ply_lookup *lk,
+			uint16_t layer, const struct stat *lower_st)
+{
+	uint64_t ino = ply_ino_compose(&stack->layers[layer],
+				       lower_st->st_dev, lower_st->st_ino);
+	struct stat st;
+	char name[32];
+	int fd, r;
+
+	if (stack->indexfd < 0)
+		return 0;
+	ply_index_name(ino, name, sizeof(name));
+	fd = ply_sys_open_path(stack->indexfd, name);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	r = ply_sys_fstat(fd, &st);
+	if (r >= 0)
+		r = push_part(lk, 0, fd, PLY_DIR_PLAIN, &st);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	lk->parts[0].origin = ino;
+	lk->parts[0].indexed = true;
+	return 1;
+}
+
 static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		       const struct ply_part *dir, const char *name,
 		       struct ply_trace *trace, char *redirect)
@@ -156,6 +195,14 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		trace_step(trace, dir->layer, PLY_SEEN_OBJECT, st.st_mode,
 			   PLY_DIR_PLAIN, false);
 		return 0;
+	}
+	if (!lk->nparts && S_ISREG(st.st_mode) && st.st_nlink > 1 &&
+	    !stack->layers[dir->layer].is_upper) {
+		r = take_indexed(stack, lk, dir->layer, &st);
+		if (r != 0) {
+			close(fd);
+			return r < 0 ? r : 0;
+		}
 	}
 	if (lk->nparts && !S_ISDIR(st.st_mode)) {
 		/* a non-directory below a directory is hidden */

@@ -88,6 +88,8 @@ struct ply_stack {
 	bool has_upper;
 	int workfd; /* O_PATH of workdir, or -1 */
 	char *workdir;
+	int indexfd; /* WORKDIR/plyfs-index: the upper copies of hard-linked
+		      * lower files, by st_ino; -1 without an upper */
 	/* how markers are written in the upper (ply_stack_probe_upper) */
 	enum ply_wh_format wh_format;
 	const char *xattr_ns; /* "trusted.", "user.", or NULL: no xattrs */
@@ -167,6 +169,8 @@ struct ply_part {
 	uint64_t origin; /* st_ino kept from before a copy-up, or 0 */
 	bool metacopy;   /* a metacopy file: the data is in the next part */
 	bool impure;     /* a directory holding copied-up entries */
+	bool indexed;    /* the upper copy of a hard-linked lower file, found
+			  * in the index: not yet under this name */
 };
 
 struct ply_lookup {
@@ -175,6 +179,8 @@ struct ply_lookup {
 	size_t nparts;
 };
 
+/* The name of the index entry for the lower object of st_ino ino. */
+void ply_index_name(uint64_t ino, char *buf, size_t size);
 /* Checks a name from the kernel: not empty, no '/', not . or .., short. */
 int ply_name_check(const char *name);
 /* Looks name up in the merged directory made of parts. -ENOENT when the
@@ -221,6 +227,7 @@ int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
 #define PLY_WORK_SUBDIR "work"
 #define PLY_INDEX_SUBDIR "index"
 #define PLY_TEMP_PREFIX "#plyfs-"
+#define PLY_LINKS_SUBDIR "plyfs-index"
 
 struct ply_workdir {
 	int fd;       /* O_PATH of WORKDIR */
@@ -237,6 +244,8 @@ struct ply_workdir {
 int ply_workdir_open(const struct ply_stack *stack, struct ply_workdir *ret,
 		     struct ply_err *err);
 void ply_workdir_close(struct ply_workdir *wd);
+/* Opens (creating it) WORKDIR/plyfs-index, the hard-link index. */
+int ply_workdir_open_links(const struct ply_workdir *wd, int *ret_fd);
 /* Makes a fresh temporary name in buf (at least 32 bytes). */
 void ply_workdir_temp_name(char *buf, size_t size);
 

@@ -146,6 +146,7 @@ int ply_stack_open(struct ply_stack *stack, const struct ply_options *opts,
 
 	memset(stack, 0, sizeof(*stack));
 	stack->workfd = -1;
+	stack->indexfd = -1;
 	r = ply_options_validate(opts, err);
 	if (r < 0)
 		return r;
@@ -225,9 +226,11 @@ void ply_stack_close(struct ply_stack *stack)
 	}
 	free(stack->layers);
 	ply_sys_close(stack->workfd);
+	ply_sys_close(stack->indexfd);
 	free(stack->workdir);
 	memset(stack, 0, sizeof(*stack));
 	stack->workfd = -1;
+	stack->indexfd = -1;
 }
 
 /* Tries to set an xattr in namespace ns on a scratch file in workfd. */

@@ -4,6 +4,7 @@
  * by the inode's lock, so a long copy-up stalls nothing else. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,7 +15,57 @@
 static bool has_upper_part(const struct ply_union *u,
 			   const struct ply_inode *inode)
 {
-	return inode->nparts && u->stack->layers[inode->parts[0].layer].is_upper;
+	return inode->nparts &&
+	       u->stack->layers[inode->parts[0].layer].is_upper &&
+	       !inode->parts[0].indexed;
+}
+
+/* A hard-linked lower file shares one upper copy among all its names:
+ * the first copy-up records it in the index, the next ones link it. */
+static bool shares_copy(const struct ply_union *u, const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_nlink > 1 &&
+	       u->stack->indexfd >= 0;
+}
+
+static int link_fd_at(int fd, int dirfd, const char *name)
+{
+	char src[64];
+
+	/* through /proc: no privilege needed, unlike AT_EMPTY_PATH */
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
+	return ply_sys_linkat(AT_FDCWD, src, dirfd, name, AT_SYMLINK_FOLLOW);
+}
+
+/* Links the index's copy of inode in as its name; 0 when there is none. */
+static int link_from_index(const struct ply_union *u, struct ply_inode *inode,
+			   int upper_dirfd, int *ret_fd)
+{
+	char name[32];
+	int fd, r;
+
+	ply_index_name(inode->ino, name, sizeof(name));
+	fd = ply_sys_open_path(u->stack->indexfd, name);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	r = link_fd_at(fd, upper_dirfd, inode->name);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 1;
+}
+
+static void add_to_index(const struct ply_union *u, struct ply_inode *inode,
+			 int fd)
+{
+	char name[32];
+
+	ply_index_name(inode->ino, name, sizeof(name));
+	link_fd_at(fd, u->stack->indexfd, name); /* a racing name won: fine */
 }
 
 /* The new parts after a copy-up: the upper part first; a directory keeps
@@ -63,10 +114,22 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 		return r;
 	if (!S_ISREG(st.st_mode))
 		flags &= ~(unsigned)(PLY_COPYUP_METACOPY | PLY_COPYUP_EMPTY);
+	if (shares_copy(u, &st))
+		flags &= ~(unsigned)(PLY_COPYUP_METACOPY | PLY_COPYUP_EMPTY);
 	r = ply_inode_pin(u->table, parent);
 	if (r < 0)
 		return r;
 	pthread_rwlock_rdlock(&parent->lock);
+	if (shares_copy(u, &st) || inode->parts[0].indexed) {
+		r = link_from_index(u, inode, parent->parts[0].fd, &fd);
+		if (r != 0) {
+			pthread_rwlock_unlock(&parent->lock);
+			ply_inode_unpin(u->table, parent);
+			if (r < 0)
+				return r;
+			goto have_copy;
+		}
+	}
 	req = (struct ply_copyup_req){
 		.workfd = u->workfd,
 		.data_fd = inode->parts[0].fd,
@@ -81,10 +144,13 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 	r = ply_copyup(&req, &fd);
 	if (r >= 0 && u->stack->xattr_ns)
 		ply_marker_set_impure(u->stack, parent->parts[0].fd);
+	if (r >= 0 && shares_copy(u, &st))
+		add_to_index(u, inode, fd);
 	pthread_rwlock_unlock(&parent->lock);
 	ply_inode_unpin(u->table, parent);
 	if (r < 0)
 		return r;
+have_copy:
 	r = ply_sys_fstat(fd, &up_st);
 	if (r >= 0)
 		r = parts_after_copy_up(inode, fd, &up_st,

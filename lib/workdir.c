@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,11 +84,21 @@ static int remove_contents(int dfd)
 
 static int remove_dir(int dirfd, const char *name)
 {
+	struct stat st;
 	int dfd, r;
 
+	/* a directory copy-up may have crashed after its chmod: make the
+	 * temporary ours to empty again (it never leaves work/) */
+	dfd = ply_sys_open_path(dirfd, name);
+	if (dfd < 0)
+		return dfd == -ENOENT ? 0 : dfd;
+	r = ply_sys_fstat(dfd, &st);
+	if (r >= 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0700) != 0700)
+		ply_sys_fchmod_fd(dfd, 0700);
+	ply_sys_close(dfd);
 	/* O_NOFOLLOW: a symlink swapped in is never entered */
-	dfd = ply_sys_openat(dirfd, name,
-			     O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	dfd = ply_sys_openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+			     0);
 	if (dfd < 0)
 		return dfd == -ENOENT ? 0 : dfd;
 	r = remove_contents(dfd);
@@ -302,4 +313,21 @@ int ply_remove_tree(int dirfd, const char *name)
 	if (r < 0)
 		return r;
 	return remove_entry(dirfd, name, (unsigned char)IFTODT(st.st_mode));
+}
+
+/* ---- the hard-link index ------------------------------------------------ */
+
+int ply_workdir_open_links(const struct ply_workdir *wd, int *ret_fd)
+{
+	int r = ply_sys_mkdirat(wd->fd, PLY_LINKS_SUBDIR, 0700);
+	int fd;
+
+	if (r < 0 && r != -EEXIST)
+		return r;
+	fd = ply_sys_openat(wd->fd, PLY_LINKS_SUBDIR,
+			    O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return fd;
+	*ret_fd = fd;
+	return 0;
 }
