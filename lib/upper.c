@@ -114,6 +114,8 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 		return r;
 	if (!S_ISREG(st.st_mode))
 		flags &= ~(unsigned)(PLY_COPYUP_METACOPY | PLY_COPYUP_EMPTY);
+	if (!u->stack->xattr_ns) /* no place for the metacopy mark */
+		flags &= ~(unsigned)PLY_COPYUP_METACOPY;
 	if (shares_copy(u, &st))
 		flags &= ~(unsigned)(PLY_COPYUP_METACOPY | PLY_COPYUP_EMPTY);
 	r = ply_inode_pin(u->table, parent);

@@ -34,8 +34,14 @@ static void need_root(void)
 		skip();
 }
 
+/* The namespace of our markers; NULL (an upper without xattrs) when a
+ * test sets no_xattr_ns. */
+static bool no_xattr_ns;
+
 static const char *xattr_ns(void)
 {
+	if (no_xattr_ns)
+		return NULL;
 	return is_root() ? "trusted." : "user.";
 }
 
@@ -68,6 +74,7 @@ static int teardown(void **state)
 	struct fixture *fx = *state;
 
 	ply_sys_set_fault_hook(NULL);
+	no_xattr_ns = false;
 	close(fx->upperfd);
 	close(fx->workfd);
 	tree_remove(fx->base);
@@ -748,6 +755,33 @@ static void test_origin(void **state)
 	close(fd);
 }
 
+/* An upper without xattrs: no origin recorded, no metacopy possible. */
+static void test_no_xattr_ns(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t ino = 0;
+	int fd = -1;
+
+	tree_write(fx->base, "lower/f", "f");
+	tree_mkdir(fx->base, "lower/d");
+	no_xattr_ns = true;
+	assert_int_equal(copy_from(fx, "lower/f", NULL, "f",
+				   PLY_COPYUP_METACOPY, 7, &fd),
+			 -EOPNOTSUPP);
+	assert_false(exists(UPPER("f")));
+	assert_int_equal(copy_from(fx, "lower/f", NULL, "f", 0, 7, &fd), 0);
+	assert_int_equal(ply_copyup_origin(fd, &ino), -ENODATA);
+	close(fd);
+	/* METACOPY means nothing for a directory */
+	assert_int_equal(copy_from(fx, "lower/d", NULL, "d",
+				   PLY_COPYUP_METACOPY, 7, &fd),
+			 0);
+	assert_false(ply_copyup_is_metacopy(fd));
+	close(fd);
+	no_xattr_ns = false;
+	assert_int_equal(work_entries(fx), 0);
+}
+
 static void test_noreplace(void **state)
 {
 	struct fixture *fx = *state;
@@ -1013,6 +1047,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replace_metacopy, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_origin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_xattr_ns, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_noreplace, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_faults, setup, teardown),

@@ -184,6 +184,15 @@ static void test_clean(void **state)
 		     tree_path(base, "outside/keep"));
 	tree_symlink(base, "work/work/#plyfs-link", tree_path(base, "outside"));
 	tree_mknod(base, "work/work/#plyfs-fifo", S_IFIFO | 0600, 0);
+	/* a directory copy-up that crashed after its chmod */
+	tree_write(base, "work/work/#plyfs-locked/sub/f", "x");
+	tree_write(base, "work/work/#plyfs-locked/g", "x");
+	assert_int_equal(chmod(tree_path(base, "work/work/#plyfs-locked/sub"),
+			       0),
+			 0);
+	assert_int_equal(chmod(tree_path(base, "work/work/#plyfs-locked"),
+			       0500),
+			 0);
 	/* names that are not ours */
 	tree_write(base, "work/work/#1234", "kernel");
 	tree_mkdir(base, "work/work/incompat/volatile");
@@ -198,6 +207,7 @@ static void test_clean(void **state)
 	assert_false(exists(tree_path(base, "work/work/#plyfs-dir")));
 	assert_false(exists(tree_path(base, "work/work/#plyfs-link")));
 	assert_false(exists(tree_path(base, "work/work/#plyfs-fifo")));
+	assert_false(exists(tree_path(base, "work/work/#plyfs-locked")));
 	assert_true(exists(tree_path(base, "work/work/#1234")));
 	assert_true(
 		is_dir(tree_path(base, "work/work/incompat/volatile"), NULL));
