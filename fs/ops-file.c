@@ -2,6 +2,7 @@
  * the object's O_PATH fd; reads are spliced from it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "plyfs.h"
@@ -12,8 +13,58 @@ static bool wants_write(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
+int plyfs_file_new(int fd, bool lower, struct fuse_file_info *fi)
+{
+	struct plyfs_file *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	f->fd = fd;
+	f->lower = lower;
+	f->old_fd = -1;
+	pthread_mutex_init(&f->lock, NULL);
+	fi->fh = (uint64_t)(uintptr_t)f;
+	return 0;
+}
+
+void plyfs_file_free(struct plyfs_file *f)
+{
+	close(f->fd);
+	if (f->old_fd >= 0)
+		close(f->old_fd);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+static bool data_in_upper(struct plyfs *fs, const struct ply_inode *inode)
+{
+	return fs->stack.layers[ply_upper_data_part(inode)->layer].is_upper;
+}
+
+/* A reader of a lower file moves to the upper copy once there is one. */
+static void follow_copy_up(struct plyfs *fs, struct ply_inode *inode,
+			   struct plyfs_file *f)
+{
+	int fd;
+
+	if (!__atomic_load_n(&f->lower, __ATOMIC_ACQUIRE) ||
+	    plyfs_use(fs, inode) < 0)
+		return;
+	pthread_mutex_lock(&f->lock);
+	if (f->lower && data_in_upper(fs, inode)) {
+		fd = ply_sys_reopen(ply_upper_data_part(inode)->fd, O_RDONLY);
+		if (fd >= 0) {
+			f->old_fd = f->fd; /* a read may still be using it */
+			__atomic_store_n(&f->fd, fd, __ATOMIC_RELEASE);
+			__atomic_store_n(&f->lower, false, __ATOMIC_RELEASE);
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	plyfs_done(fs, inode);
+}
+
 static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
-		   int *ret_fd)
+		   int *ret_fd, bool *ret_lower)
 {
 	const struct ply_part *part;
 	int fd;
@@ -36,6 +87,7 @@ static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
 	fd = ply_sys_reopen(part->fd, flags | O_NOATIME);
 	if (fd == -EPERM)
 		fd = ply_sys_reopen(part->fd, flags);
+	*ret_lower = !fs->stack.layers[part->layer].is_upper;
 	plyfs_done(fs, inode);
 	if (fd < 0)
 		return fd;
@@ -46,28 +98,35 @@ static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
 void plyfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct plyfs *fs = plyfs_of(req);
+	bool lower;
 	int fd;
-	int r = do_open(fs, plyfs_inode(fs, ino), fi->flags, &fd);
+	int r = do_open(fs, plyfs_inode(fs, ino), fi->flags, &fd, &lower);
 
+	if (r >= 0) {
+		r = plyfs_file_new(fd, lower, fi);
+		if (r < 0)
+			close(fd);
+	}
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
 	/* every change goes through this mount, so cached pages stay true */
 	fi->keep_cache = 1;
 	fi->noflush = !wants_write(fi->flags);
 	if (fuse_reply_open(req, fi) < 0)
-		close(fd);
+		plyfs_file_free(plyfs_file_of(fi));
 }
 
 void plyfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
+	struct plyfs *fs = plyfs_of(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
+	follow_copy_up(fs, plyfs_inode(fs, ino), plyfs_file_of(fi));
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].fd = plyfs_fd(fi);
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -77,7 +136,7 @@ void plyfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void plyfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		 struct fuse_file_info *fi)
 {
-	off_t pos = lseek((int)fi->fh, off, whence);
+	off_t pos = lseek(plyfs_fd(fi), off, whence);
 
 	if (pos < 0)
 		fuse_reply_err(req, errno);
@@ -89,7 +148,7 @@ void plyfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
  * real file would (delayed write errors), and drop POSIX locks. */
 void plyfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int fd = dup((int)fi->fh);
+	int fd = dup(plyfs_fd(fi));
 
 	if (fd < 0) {
 		fuse_reply_err(req, errno);
@@ -100,6 +159,6 @@ void plyfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void plyfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	close((int)fi->fh);
+	plyfs_file_free(plyfs_file_of(fi));
 	fuse_reply_err(req, 0);
 }

@@ -77,9 +77,15 @@ void plyfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
-	if (fuse_reply_create(req, &e, fi) < 0) {
+	r = plyfs_file_new(fd, false, fi);
+	if (r < 0) {
 		close(fd);
+		ply_inode_table_forget(&fs->table, plyfs_inode(fs, e.ino), 1);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fuse_reply_create(req, &e, fi) < 0) {
+		plyfs_file_free(plyfs_file_of(fi));
 		ply_inode_table_forget(&fs->table, plyfs_inode(fs, e.ino), 1);
 	}
 }

@@ -31,7 +31,7 @@ static int apply_size(int fd, off_t size, struct fuse_file_info *fi)
 	int wfd, r;
 
 	if (fi)
-		return ply_sys_ftruncate((int)fi->fh, size);
+		return ply_sys_ftruncate(plyfs_fd(fi), size);
 	wfd = ply_sys_reopen(fd, O_WRONLY);
 	if (wfd < 0)
 		return wfd;
@@ -99,7 +99,7 @@ void plyfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	ssize_t n;
 
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = (int)fi->fh;
+	out.buf[0].fd = plyfs_fd(fi);
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in, 0);
 	if (n < 0)
@@ -111,7 +111,7 @@ void plyfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 void plyfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		     off_t length, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -ply_sys_fallocate((int)fi->fh, mode, offset,
+	fuse_reply_err(req, -ply_sys_fallocate(plyfs_fd(fi), mode, offset,
 						length));
 }
 
@@ -126,7 +126,7 @@ void plyfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = ply_sys_copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh,
+	n = ply_sys_copy_file_range(plyfs_fd(fi_in), &off_in, plyfs_fd(fi_out),
 				    &off_out, len);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
@@ -137,7 +137,7 @@ void plyfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 void plyfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi)
 {
-	int fd = (int)fi->fh;
+	int fd = plyfs_fd(fi);
 
 	fuse_reply_err(req, -(datasync ? ply_sys_fdatasync(fd) :
 					 ply_sys_fsync(fd)));

@@ -65,6 +65,27 @@ static inline void plyfs_done(struct plyfs *fs, struct ply_inode *inode)
 	ply_inode_unpin(&fs->table, inode);
 }
 
+/* An open file (ops-file.c). A read-only open of a lower file follows the
+ * file to its upper copy when another open copies it up, so that every
+ * reader sees what the writers wrote. */
+struct plyfs_file {
+	int fd;
+	bool lower;      /* fd is a lower layer's file */
+	int old_fd;      /* the lower fd after the switch, closed at release */
+	pthread_mutex_t lock; /* the switch */
+};
+
+int plyfs_file_new(int fd, bool lower, struct fuse_file_info *fi);
+static inline struct plyfs_file *plyfs_file_of(struct fuse_file_info *fi)
+{
+	return (struct plyfs_file *)(uintptr_t)fi->fh;
+}
+static inline int plyfs_fd(struct fuse_file_info *fi)
+{
+	return __atomic_load_n(&plyfs_file_of(fi)->fd, __ATOMIC_ACQUIRE);
+}
+void plyfs_file_free(struct plyfs_file *f);
+
 /* ops-entry.c */
 void plyfs_init(void *userdata, struct fuse_conn_info *conn);
 void plyfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
