@@ -173,6 +173,16 @@ static int setup_upper(struct plyfs *fs, const struct ply_options *opts,
 	r = ply_workdir_open(&fs->stack, &fs->work, err);
 	if (r < 0)
 		return r;
+	r = ply_workdir_check_volatile(&fs->work, &fs->stack, err);
+	if (r < 0)
+		return r;
+	if (opts->volatile_mount) {
+		r = ply_workdir_mark_volatile(&fs->work);
+		if (r < 0)
+			return ply_err_set(err, r, "workdir %s: %s",
+					   fs->stack.workdir, strerror(-r));
+		fs->volatile_mount = true;
+	}
 	fs->u.workfd = fs->work.workfd;
 	r = ply_workdir_open_links(&fs->work, &fs->stack.indexfd);
 	if (r < 0)
@@ -239,6 +249,7 @@ int main(int argc, char **argv)
 	}
 	warn_unimplemented(&cli.opts);
 	fs.timeout = cli.opts.timeout >= 0 ? cli.opts.timeout : 86400.0;
+	fs.acl = !cli.opts.noacl;
 	/* modes come from the kernel with the caller's umask applied */
 	umask(0);
 
@@ -265,6 +276,9 @@ int main(int argc, char **argv)
 	/* SIGTERM and SIGINT end the loop with their number: a clean stop */
 	status = r == 0 || fuse_session_exited(se) ? EXIT_SUCCESS :
 						       EXIT_FAILURE;
+	/* a clean stop: the next mount may trust the upper again */
+	if (fs.volatile_mount)
+		ply_workdir_unmark_volatile(&fs.work);
 
 	fuse_session_unmount(se);
 out_signals:

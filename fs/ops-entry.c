@@ -11,11 +11,18 @@
 
 void plyfs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	/* DONT_MASK: umask is ours to apply, so that a default ACL can
+	 * replace it as it does on a real filesystem */
 	const unsigned wanted = FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
+				FUSE_CAP_DONT_MASK |
 				FUSE_CAP_CACHE_SYMLINKS |
 				FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_READ;
 
+	struct plyfs *fs = userdata;
+
 	conn->want |= conn->capable & wanted;
+	if (fs->acl)
+		conn->want |= conn->capable & FUSE_CAP_POSIX_ACL;
 	conn->time_gran = 1;
 }
 

@@ -12,7 +12,7 @@ static struct ply_new new_object(fuse_req_t req, mode_t mode)
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
 	return (struct ply_new){ .mode = mode, .uid = ctx->uid,
-				 .gid = ctx->gid };
+				 .gid = ctx->gid, .umask = ctx->umask };
 }
 
 /* Creates what under parent and answers with the new entry. */

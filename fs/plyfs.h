@@ -17,6 +17,8 @@ struct plyfs {
 	struct ply_union u;           /* what changing operations use */
 	double timeout;        /* entry and attr cache, seconds */
 	bool read_only;
+	bool volatile_mount; /* unmark WORKDIR on a clean stop */
+	bool acl;            /* the kernel enforces POSIX ACLs */
 };
 
 /* What the command line asked for (args.c). */

@@ -138,10 +138,26 @@ static void set_owner(int dirfd, const char *name, const struct ply_new *what,
 	close(fd);
 }
 
+/* As the kernel does: a default ACL of the parent replaces the umask. */
+static mode_t apply_umask(int dirfd, const struct ply_new *what)
+{
+	int fd = ply_sys_openat(dirfd, ".", O_PATH | O_DIRECTORY, 0);
+	bool has_default = false;
+
+	if (fd >= 0) {
+		has_default = ply_sys_fd_getxattr(fd, "system.posix_acl_default",
+						  NULL, 0) > 0;
+		close(fd);
+	}
+	if (has_default || S_ISLNK(what->mode))
+		return what->mode & 07777;
+	return what->mode & 07777 & ~what->umask;
+}
+
 static int make_object(int dirfd, const char *name, const struct ply_new *what,
 		       const struct stat *parent_st, int *ret_fd)
 {
-	mode_t perm = what->mode & 07777;
+	mode_t perm = apply_umask(dirfd, what);
 	int fd = -1, r;
 
 	if (S_ISDIR(parent_st->st_mode) && (parent_st->st_mode & S_ISGID) &&
@@ -163,7 +179,8 @@ static int make_object(int dirfd, const char *name, const struct ply_new *what,
 		r = ply_sys_symlinkat(what->target, dirfd, name);
 		break;
 	default:
-		r = ply_sys_mknodat(dirfd, name, what->mode, what->rdev);
+		r = ply_sys_mknodat(dirfd, name, (what->mode & S_IFMT) | perm,
+				    what->rdev);
 		break;
 	}
 	if (r < 0)

@@ -220,11 +220,9 @@ static const struct compat_option compat_options[] = {
 	{ "squash_to_uid", V_ID, NULL },
 	{ "squash_to_gid", V_ID, NULL },
 	{ "static_nlink", V_NONE, NULL },
-	{ "noacl", V_NONE, NULL },
 	{ "fast_ino", V_BOOL01, NULL },
 	{ "writeback", V_BOOL01, NULL },
 	{ "xattr_permissions", V_CHOICE, xattr_permission_values },
-	{ "volatile", V_NONE, NULL },
 	{ "redirect_dir", V_CHOICE, redirect_values },
 	{ "index", V_ONOFF, NULL },
 	{ "metacopy", V_ONOFF, NULL },
@@ -383,6 +381,16 @@ static int parse_one(struct ply_options *opts, const char *opt,
 			return ply_err_set(err, -EINVAL,
 					   "timeout=%s: expected seconds, e.g. timeout=3600",
 					   v ? v : "");
+		return 0;
+	}
+	if (!strcmp(name, "noacl") || !strcmp(name, "volatile")) {
+		if (v)
+			return ply_err_set(err, -EINVAL,
+					   "%s takes no value", name);
+		if (name[0] == 'n')
+			opts->noacl = true;
+		else
+			opts->volatile_mount = opts->nosync = true;
 		return 0;
 	}
 	if (!strcmp(name, "fsync")) {

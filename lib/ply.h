@@ -49,6 +49,9 @@ struct ply_options {
 	enum ply_tristate threaded; /* multithreaded session loop */
 	enum ply_wh_format whiteout;
 	bool nosync; /* fsync=0: copy-ups are not synced */
+	bool volatile_mount; /* volatile: no syncs; an unclean stop is
+			      * remembered and refused at the next mount */
+	bool noacl;  /* no POSIX ACL enforcement by the kernel */
 	/* options accepted for compatibility but not implemented yet, each
 	 * named once so the daemon can warn about them */
 	char **unimplemented;
@@ -244,6 +247,13 @@ struct ply_workdir {
 int ply_workdir_open(const struct ply_stack *stack, struct ply_workdir *ret,
 		     struct ply_err *err);
 void ply_workdir_close(struct ply_workdir *wd);
+/* volatile mounts, as the kernel's: WORKDIR/work/incompat/volatile
+ * exists while one is up, and a mount that finds it refuses to start. */
+int ply_workdir_check_volatile(const struct ply_workdir *wd,
+			       const struct ply_stack *stack,
+			       struct ply_err *err);
+int ply_workdir_mark_volatile(const struct ply_workdir *wd);
+void ply_workdir_unmark_volatile(const struct ply_workdir *wd);
 /* Opens (creating it) WORKDIR/plyfs-index, the hard-link index. */
 int ply_workdir_open_links(const struct ply_workdir *wd, int *ret_fd);
 /* Makes a fresh temporary name in buf (at least 32 bytes). */
@@ -409,6 +419,8 @@ struct ply_new {
 	uid_t uid;            /* owner (applied when the process may) */
 	gid_t gid;
 	int open_flags;       /* regular files: how to open it, see below */
+	mode_t umask;         /* the caller's, applied unless the parent
+			       * directory has a default ACL */
 };
 
 /* Creates name in the merged directory dir, in the upper layer: in place

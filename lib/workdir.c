@@ -331,3 +331,57 @@ int ply_workdir_open_links(const struct ply_workdir *wd, int *ret_fd)
 	*ret_fd = fd;
 	return 0;
 }
+
+/* ---- volatile mounts ---------------------------------------------------- */
+
+#define INCOMPAT_DIR "incompat"
+#define VOLATILE_DIR "volatile"
+
+int ply_workdir_check_volatile(const struct ply_workdir *wd,
+			       const struct ply_stack *stack,
+			       struct ply_err *err)
+{
+	struct stat st;
+	int fd = ply_sys_openat(wd->workfd, INCOMPAT_DIR,
+				O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+	int r;
+
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	r = ply_sys_fstatat(fd, VOLATILE_DIR, &st);
+	close(fd);
+	if (r == -ENOENT)
+		return 0;
+	return ply_err_set(err, -EINVAL,
+			   "a volatile mount of %s was not stopped cleanly: the upper may have lost writes; start from a fresh upper and workdir (or remove %s/work/" INCOMPAT_DIR "/" VOLATILE_DIR " to use it anyway)",
+			   stack->layers[0].path, stack->workdir);
+}
+
+int ply_workdir_mark_volatile(const struct ply_workdir *wd)
+{
+	int fd, r = ply_sys_mkdirat(wd->workfd, INCOMPAT_DIR, 0700);
+
+	if (r < 0 && r != -EEXIST)
+		return r;
+	fd = ply_sys_openat(wd->workfd, INCOMPAT_DIR,
+			    O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return fd;
+	r = ply_sys_mkdirat(fd, VOLATILE_DIR, 0700);
+	close(fd);
+	return r == -EEXIST ? 0 : r;
+}
+
+void ply_workdir_unmark_volatile(const struct ply_workdir *wd)
+{
+	int fd = ply_sys_openat(wd->workfd, INCOMPAT_DIR,
+				O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+
+	if (fd < 0)
+		return;
+	ply_sys_unlinkat(fd, VOLATILE_DIR, AT_REMOVEDIR);
+	close(fd);
+	ply_sys_unlinkat(wd->workfd, INCOMPAT_DIR, AT_REMOVEDIR);
+}

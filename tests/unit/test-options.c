@@ -298,15 +298,15 @@ static void test_compat_named_once(void **state)
 	struct ply_err err;
 	size_t uid = 0, noacl = 0;
 
-	assert_int_equal(parse(&opts, "uidmapping=0:1000:1,noacl,"
+	assert_int_equal(parse(&opts, "uidmapping=0:1000:1,static_nlink,"
 				      "uidmapping=0:2000:1",
 			       &err),
 			 0);
-	assert_int_equal(ply_options_parse(&opts, "noacl", &err), 0);
+	assert_int_equal(ply_options_parse(&opts, "static_nlink", &err), 0);
 	for (size_t i = 0; i < opts.nunimplemented; i++) {
 		if (!strcmp(opts.unimplemented[i], "uidmapping"))
 			uid++;
-		else if (!strcmp(opts.unimplemented[i], "noacl"))
+		else if (!strcmp(opts.unimplemented[i], "static_nlink"))
 			noacl++;
 	}
 	assert_int_equal(uid, 1);
@@ -332,6 +332,14 @@ static void test_fsync_and_whiteout(void **state)
 	assert_int_equal(opts.whiteout, PLY_WH_CHARDEV);
 	assert_int_equal(ply_options_parse(&opts, "whiteout=bogus", &err),
 			 -EINVAL);
+	assert_non_null(strstr(err.msg, "whiteout"));
+	/* volatile implies no syncs; noacl and volatile take no value */
+	assert_false(opts.volatile_mount);
+	assert_int_equal(ply_options_parse(&opts, "volatile,noacl", &err), 0);
+	assert_true(opts.volatile_mount);
+	assert_true(opts.nosync);
+	assert_true(opts.noacl);
+	assert_int_equal(ply_options_parse(&opts, "noacl=1", &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "whiteout"));
 	ply_options_free(&opts);
 }
