@@ -111,6 +111,19 @@ static enum upper_state upper_state_of(const struct ply_inode *dir,
 	return UPPER_NONE;
 }
 
+/* Readies the upper part of dir to hold whiteouts, and says so in the
+ * part's state so that lookups and listings honour xattr whiteouts at
+ * once. The caller holds dir's write lock. */
+static int prepare_upper_dir(const struct ply_union *u, struct ply_inode *dir)
+{
+	int r = ply_marker_prepare_parent(u->stack, upper_fd(dir));
+
+	if (r >= 0 && u->stack->wh_format == PLY_WH_XATTR &&
+	    dir->parts[0].state == PLY_DIR_PLAIN)
+		dir->parts[0].state = PLY_DIR_XWHITEOUTS;
+	return r;
+}
+
 static void drop_wh_file(const struct ply_inode *dir, const char *name)
 {
 	char wh[PLY_WH_PREFIX_LEN + NAME_MAX + 1];
@@ -222,10 +235,11 @@ static int create_over_whiteout(const struct ply_union *u,
 		if (dfd >= 0)
 			close(dfd);
 	}
+	/* exchange, as a directory cannot be renamed over a whiteout */
 	if (r >= 0)
 		r = ply_sys_renameat2(u->workfd, tmp, upper_fd(dir), name,
 				      state == UPPER_WHITEOUT ?
-					      0 :
+					      RENAME_EXCHANGE :
 					      RENAME_NOREPLACE);
 	if (r < 0) {
 		if (fd >= 0)
@@ -233,6 +247,8 @@ static int create_over_whiteout(const struct ply_union *u,
 		remove_object(u->workfd, tmp, what->mode);
 		return r;
 	}
+	if (state == UPPER_WHITEOUT)
+		ply_sys_unlinkat(u->workfd, tmp, 0); /* the old whiteout */
 	if (state == UPPER_WH_FILE)
 		drop_wh_file(dir, name);
 	if (ret_fd && fd >= 0)
@@ -341,7 +357,7 @@ out_dir:
  * where the format allows. A directory is exchanged with the whiteout and
  * then removed from the work directory with all it holds (whiteouts). */
 static int replace_with_whiteout(const struct ply_union *u,
-				 const struct ply_inode *dir, const char *name,
+				 struct ply_inode *dir, const char *name,
 				 bool is_dir)
 {
 	char tmp[64];
@@ -361,7 +377,7 @@ static int replace_with_whiteout(const struct ply_union *u,
 			       ply_marker_make_whiteout(u->stack, upper_fd(dir),
 							name);
 	}
-	r = ply_marker_prepare_parent(u->stack, upper_fd(dir));
+	r = prepare_upper_dir(u, dir);
 	if (r >= 0)
 		r = ply_marker_make_whiteout(u->stack, u->workfd, tmp);
 	if (r < 0)
@@ -392,10 +408,10 @@ static int remove_upper_dir(const struct ply_union *u,
 	return r;
 }
 
-static int whiteout_lower(const struct ply_union *u,
-			  const struct ply_inode *dir, const char *name)
+static int whiteout_lower(const struct ply_union *u, struct ply_inode *dir,
+			  const char *name)
 {
-	int r = ply_marker_prepare_parent(u->stack, upper_fd(dir));
+	int r = prepare_upper_dir(u, dir);
 
 	return r < 0 ? r : ply_marker_make_whiteout(u->stack, upper_fd(dir), name);
 }

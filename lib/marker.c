@@ -42,13 +42,53 @@ const char *ply_marker_whiteout_target(const char *name)
 	return target;
 }
 
+unsigned ply_marker_present(int fd)
+{
+	static const struct {
+		const char *suffix;
+		unsigned mark;
+	} known[] = {
+		{ "overlay.opaque", PLY_MARK_OPAQUE },
+		{ "overlay.redirect", PLY_MARK_REDIRECT },
+		{ "overlay.impure", PLY_MARK_IMPURE },
+		{ "overlay.metacopy", PLY_MARK_METACOPY },
+		{ "plyfs.origin", PLY_MARK_ORIGIN },
+	};
+	char list[4096];
+	unsigned marks = 0;
+	ssize_t n = ply_sys_fd_listxattr(fd, list, sizeof(list));
+
+	if (n == -ERANGE)
+		return ~0u; /* too many to list here: look at each */
+	for (ssize_t pos = 0; pos < n; pos += (ssize_t)strlen(list + pos) + 1) {
+		const char *name = list + pos;
+		const char *dot;
+
+		if (strncmp(name, "trusted.", 8) && strncmp(name, "user.", 5))
+			continue;
+		dot = strchr(name, '.') + 1;
+		for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
+			if (!strcmp(dot, known[i].suffix))
+				marks |= known[i].mark;
+	}
+	return marks;
+}
+
 int ply_marker_dir_state(int dirfd, enum ply_opaque *ret_state)
+{
+	return ply_marker_dir_state_marks(dirfd, ply_marker_present(dirfd),
+					  ret_state);
+}
+
+int ply_marker_dir_state_marks(int dirfd, unsigned marks,
+			       enum ply_opaque *ret_state)
 {
 	enum ply_opaque state = PLY_DIR_PLAIN;
 	struct stat st;
 	char v[4];
 
-	for (size_t i = 0; i < sizeof(opaque_xattrs) / sizeof(*opaque_xattrs);
+	for (size_t i = 0; (marks & PLY_MARK_OPAQUE) &&
+			   i < sizeof(opaque_xattrs) / sizeof(*opaque_xattrs);
 	     i++) {
 		ssize_t n = ply_sys_fd_getxattr(dirfd, opaque_xattrs[i], v,
 						sizeof(v));

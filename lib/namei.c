@@ -105,16 +105,16 @@ static void trace_step(struct ply_trace *trace, uint16_t layer,
  * the merged object. Returns 1 to go on to the next layer, 0 to stop. */
 /* What only an upper object can carry: the st_ino it had before its
  * copy-up, the metacopy mark, and the impure mark of a directory. */
-static void read_upper_marks(int fd, const struct stat *st,
+static void read_upper_marks(int fd, const struct stat *st, unsigned marks,
 			     struct ply_part *part)
 {
-	if (ply_copyup_origin(fd, &part->origin) < 0)
+	if (!(marks & PLY_MARK_ORIGIN) ||
+	    ply_copyup_origin(fd, &part->origin) < 0)
 		part->origin = 0;
-	/* a metacopy file holds no blocks of its own: check only those */
-	if (S_ISREG(st->st_mode) && st->st_blocks == 0 && st->st_size > 0)
+	if (S_ISREG(st->st_mode) && (marks & PLY_MARK_METACOPY))
 		part->metacopy = ply_copyup_is_metacopy(fd);
 	if (S_ISDIR(st->st_mode))
-		part->impure = ply_marker_dir_impure(fd);
+		part->impure = marks & PLY_MARK_IMPURE;
 }
 
 /* Names the index entry of a lower object: its st_ino in hex. */
@@ -160,6 +160,7 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		       struct ply_trace *trace, char *redirect)
 {
 	enum ply_opaque state = PLY_DIR_PLAIN;
+	unsigned marks = 0;
 	struct stat st;
 	bool wh_file;
 	int fd, r;
@@ -211,9 +212,11 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		r = 0;
 		goto drop;
 	}
+	if (S_ISDIR(st.st_mode) || stack->layers[dir->layer].is_upper)
+		marks = ply_marker_present(fd);
 	if (S_ISDIR(st.st_mode)) {
-		ply_marker_dir_state(fd, &state);
-		if (state != PLY_DIR_OPAQUE &&
+		ply_marker_dir_state_marks(fd, marks, &state);
+		if (state != PLY_DIR_OPAQUE && (marks & PLY_MARK_REDIRECT) &&
 		    ply_marker_dir_redirect(fd, redirect, PATH_MAX) < 0)
 			redirect[0] = '\0';
 	}
@@ -221,7 +224,7 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 	if (r < 0)
 		goto drop;
 	if (stack->layers[dir->layer].is_upper)
-		read_upper_marks(fd, &st, &lk->parts[lk->nparts - 1]);
+		read_upper_marks(fd, &st, marks, &lk->parts[lk->nparts - 1]);
 	if (lk->parts[lk->nparts - 1].metacopy)
 		return 1; /* go on to find its data */
 	wh_file = S_ISDIR(st.st_mode) && state != PLY_DIR_OPAQUE &&
@@ -408,7 +411,8 @@ int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret)
 		if (r < 0)
 			close(fd);
 		else if (stack->layers[i].is_upper)
-			read_upper_marks(fd, &st, &lk.parts[lk.nparts - 1]);
+			read_upper_marks(fd, &st, ply_marker_present(fd),
+					 &lk.parts[lk.nparts - 1]);
 	}
 	if (r >= 0)
 		r = ply_object_stat(stack, lk.parts, lk.nparts, &lk.st);

@@ -129,9 +129,21 @@ enum ply_opaque {
 bool ply_marker_name_reserved(const char *name);
 /* For ".wh.NAME" (not ".wh..wh.*") returns NAME, else NULL. */
 const char *ply_marker_whiteout_target(const char *name);
+/* Which of the overlay/plyfs xattrs an object carries, in any namespace,
+ * from one listxattr: the readers below need not ask for absent ones. */
+enum ply_marks {
+	PLY_MARK_OPAQUE = 1 << 0,
+	PLY_MARK_REDIRECT = 1 << 1,
+	PLY_MARK_IMPURE = 1 << 2,
+	PLY_MARK_METACOPY = 1 << 3,
+	PLY_MARK_ORIGIN = 1 << 4,
+};
+unsigned ply_marker_present(int fd);
 /* Reads the opaque state of a directory in one layer; dirfd is the
  * directory itself (O_PATH is fine). */
 int ply_marker_dir_state(int dirfd, enum ply_opaque *ret_state);
+int ply_marker_dir_state_marks(int dirfd, unsigned marks,
+			       enum ply_opaque *ret_state);
 /* Is the entry name (with its lstat st) in directory dirfd a whiteout?
  * dir_state says whether xattr whiteouts may be present. 1 yes, 0 no. */
 int ply_marker_is_whiteout(int dirfd, const char *name, const struct stat *st,

@@ -97,6 +97,15 @@ static int parts_after_copy_up(const struct ply_inode *inode, int upper_fd,
 	return 0;
 }
 
+/* A copy-up changes nothing a user sees in the parent: keep its times
+ * as they were before the copy landed in it, as overlayfs does. */
+static void keep_parent_times(int dirfd, const struct stat *before)
+{
+	const struct timespec tv[2] = { before->st_atim, before->st_mtim };
+
+	ply_sys_futimens_fd(dirfd, tv);
+}
+
 /* Copies inode up, its parent being in the upper already. Called with
  * inode->lock held for writing and inode pinned. */
 static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
@@ -105,7 +114,7 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 	struct ply_inode *parent = inode->parent;
 	struct ply_copyup_req req;
 	struct ply_part *parts;
-	struct stat st, up_st;
+	struct stat st, up_st, parent_st;
 	size_t n;
 	int fd, r;
 
@@ -122,9 +131,13 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 	if (r < 0)
 		return r;
 	pthread_rwlock_rdlock(&parent->lock);
+	r = ply_sys_fstat(parent->parts[0].fd, &parent_st);
+	if (r < 0)
+		goto out_parent;
 	if (shares_copy(u, &st) || inode->parts[0].indexed) {
 		r = link_from_index(u, inode, parent->parts[0].fd, &fd);
 		if (r != 0) {
+			keep_parent_times(parent->parts[0].fd, &parent_st);
 			pthread_rwlock_unlock(&parent->lock);
 			ply_inode_unpin(u->table, parent);
 			if (r < 0)
@@ -148,6 +161,9 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 		ply_marker_set_impure(u->stack, parent->parts[0].fd);
 	if (r >= 0 && shares_copy(u, &st))
 		add_to_index(u, inode, fd);
+	if (r >= 0)
+		keep_parent_times(parent->parts[0].fd, &parent_st);
+out_parent:
 	pthread_rwlock_unlock(&parent->lock);
 	ply_inode_unpin(u->table, parent);
 	if (r < 0)
@@ -175,7 +191,7 @@ static int complete_metacopy_locked(const struct ply_union *u,
 	struct ply_inode *parent = inode->parent;
 	struct ply_copyup_req req;
 	struct ply_part *parts;
-	struct stat st;
+	struct stat st, parent_st;
 	int fd, r;
 
 	r = ply_sys_fstat(inode->parts[0].fd, &st);
@@ -185,6 +201,12 @@ static int complete_metacopy_locked(const struct ply_union *u,
 	if (r < 0)
 		return r;
 	pthread_rwlock_rdlock(&parent->lock);
+	r = ply_sys_fstat(parent->parts[0].fd, &parent_st);
+	if (r < 0) {
+		pthread_rwlock_unlock(&parent->lock);
+		ply_inode_unpin(u->table, parent);
+		return r;
+	}
 	req = (struct ply_copyup_req){
 		.workfd = u->workfd,
 		.data_fd = inode->parts[1].fd,
@@ -197,6 +219,8 @@ static int complete_metacopy_locked(const struct ply_union *u,
 		.origin_ino = inode->parts[0].origin,
 	};
 	r = ply_copyup(&req, &fd);
+	if (r >= 0)
+		keep_parent_times(parent->parts[0].fd, &parent_st);
 	pthread_rwlock_unlock(&parent->lock);
 	ply_inode_unpin(u->table, parent);
 	if (r < 0)
