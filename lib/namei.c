@@ -225,8 +225,13 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		goto drop;
 	if (stack->layers[dir->layer].is_upper)
 		read_upper_marks(fd, &st, marks, &lk->parts[lk->nparts - 1]);
-	if (lk->parts[lk->nparts - 1].metacopy)
-		return 1; /* go on to find its data */
+	if (lk->parts[lk->nparts - 1].metacopy) {
+		/* its data is below, where a redirect says if it has one */
+		if ((marks & PLY_MARK_REDIRECT) &&
+		    ply_marker_dir_redirect(fd, redirect, PATH_MAX) < 0)
+			redirect[0] = '\0';
+		return 1;
+	}
 	wh_file = S_ISDIR(st.st_mode) && state != PLY_DIR_OPAQUE &&
 		  has_whiteout_file(dir->fd, name);
 	trace_step(trace, dir->layer, PLY_SEEN_OBJECT, st.st_mode, state,

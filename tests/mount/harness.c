@@ -824,6 +824,19 @@ int h_umount(struct h_mount *m)
 {
 	int status = -1;
 
+	if (m->kernel) {
+		/* A kernel mount: no daemon to wait for. */
+		for (int i = 0; i < 8 && h_is_mountpoint(m->path); i++) {
+			if (umount2(m->path, 0) < 0 &&
+			    umount2(m->path, MNT_DETACH) < 0)
+				fprintf(stderr, "harness: umount %s: %s\n",
+					m->path, strerror(errno));
+		}
+		pthread_mutex_lock(&cur->lock);
+		m->active = false;
+		pthread_mutex_unlock(&cur->lock);
+		return 0;
+	}
 	/* Stacked mounts at one path (a buggy daemon): take them all. */
 	for (int i = 0; i < 8 && h_is_mountpoint(m->path); i++) {
 		if (!h_fusermount(m->path) && umount2(m->path, MNT_DETACH) < 0)
@@ -957,4 +970,322 @@ void h_assert_listing(const char *dir, const char *const expected[])
 	h_strv_free(got, n);
 	if (!same)
 		fail_msg("%s: wrong listing", dir);
+}
+
+/* ---- trees and hashes -------------------------------------------------- */
+
+uint64_t h_hash_data(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+uint64_t h_hash_file(const char *path, off_t *size)
+{
+	size_t cap = 1 << 20;
+	char *buf = malloc(cap);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	uint64_t h = H_HASH_INIT;
+	off_t total = 0;
+
+	assert_non_null(buf);
+	if (fd < 0) {
+		free(buf);
+		fail_msg("open %s: %s", path, strerror(errno));
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, cap);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			close(fd);
+			free(buf);
+			fail_msg("read %s: %s", path, strerror(e));
+		}
+		if (n == 0)
+			break;
+		h = h_hash_data(h, buf, n);
+		total += n;
+	}
+	close(fd);
+	free(buf);
+	if (size)
+		*size = total;
+	return h;
+}
+
+/* The pattern of h_file_pattern: a 1 MiB block derived from seed, each
+ * block's first 8 bytes its index, so no two blocks are alike. */
+static void h_pattern_block(char *buf, size_t len, unsigned seed,
+			    uint64_t index)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ULL * (seed + 1);
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (char)x;
+	}
+	memcpy(buf, &index, len < 8 ? len : 8);
+}
+
+#define H_PATTERN_BLOCK (1 << 20)
+
+void h_file_pattern(const char *rel, off_t len, unsigned seed)
+{
+	const char *p = h_path("%s", rel);
+	char *buf = malloc(H_PATTERN_BLOCK);
+	int fd;
+
+	assert_non_null(buf);
+	h_mkparent(rel);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail_msg("create %s: %s", p, strerror(errno));
+	for (off_t off = 0; off < len; off += H_PATTERN_BLOCK) {
+		size_t n = len - off < H_PATTERN_BLOCK ? (size_t)(len - off) :
+							 H_PATTERN_BLOCK;
+
+		h_pattern_block(buf, n, seed, off / H_PATTERN_BLOCK);
+		for (size_t done = 0; done < n;) {
+			ssize_t w = write(fd, buf + done, n - done);
+
+			if (w <= 0)
+				fail_msg("write %s: %s", p, strerror(errno));
+			done += w;
+		}
+	}
+	close(fd);
+	free(buf);
+}
+
+uint64_t h_pattern_hash(off_t len, unsigned seed)
+{
+	char *buf = malloc(H_PATTERN_BLOCK);
+	uint64_t h = H_HASH_INIT;
+
+	assert_non_null(buf);
+	for (off_t off = 0; off < len; off += H_PATTERN_BLOCK) {
+		size_t n = len - off < H_PATTERN_BLOCK ? (size_t)(len - off) :
+							 H_PATTERN_BLOCK;
+
+		h_pattern_block(buf, n, seed, off / H_PATTERN_BLOCK);
+		h = h_hash_data(h, buf, n);
+	}
+	free(buf);
+	return h;
+}
+
+static void h_tree_add(struct h_tree *t, const char *abs, const char *rel,
+		       dev_t dev)
+{
+	struct h_entry *e;
+	struct stat st;
+
+	if (lstat(abs, &st) < 0)
+		fail_msg("lstat %s: %s", abs, strerror(errno));
+	t->v = realloc(t->v, (t->n + 1) * sizeof(*t->v));
+	assert_non_null(t->v);
+	e = &t->v[t->n++];
+	memset(e, 0, sizeof(*e));
+	e->path = strdup(rel);
+	assert_non_null(e->path);
+	e->mode = st.st_mode;
+	e->uid = st.st_uid;
+	e->gid = st.st_gid;
+	e->ino = st.st_ino;
+	e->nlink = st.st_nlink;
+	e->mtime = st.st_mtim;
+	if (S_ISREG(st.st_mode)) {
+		e->hash = h_hash_file(abs, &e->size);
+		if (e->size != st.st_size)
+			fail_msg("%s: st_size %lld but %lld bytes read", abs,
+				 (long long)st.st_size, (long long)e->size);
+	} else if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlink(abs, target, sizeof(target) - 1);
+
+		if (n < 0)
+			fail_msg("readlink %s: %s", abs, strerror(errno));
+		target[n] = '\0';
+		e->link = strdup(target);
+		e->size = st.st_size;
+	} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+		e->rdev = st.st_rdev;
+	}
+	if (!S_ISDIR(st.st_mode) || (*rel && st.st_dev != dev))
+		return;
+
+	size_t n;
+	char **names = h_listdir(abs, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		char a[PATH_MAX], r[PATH_MAX];
+
+		if (!strcmp(names[i], ".") || !strcmp(names[i], ".."))
+			continue;
+		snprintf(a, sizeof(a), "%s/%s", abs, names[i]);
+		snprintf(r, sizeof(r), "%s%s%s", rel, *rel ? "/" : "",
+			 names[i]);
+		h_tree_add(t, a, r, dev);
+	}
+	h_strv_free(names, n);
+}
+
+static int h_cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct h_entry *)a)->path,
+		      ((const struct h_entry *)b)->path);
+}
+
+void h_tree_walk(const char *dir, struct h_tree *ret)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) < 0)
+		fail_msg("lstat %s: %s", dir, strerror(errno));
+	ret->v = NULL;
+	ret->n = 0;
+	h_tree_add(ret, dir, "", st.st_dev);
+	qsort(ret->v, ret->n, sizeof(*ret->v), h_cmp_entry);
+}
+
+void h_tree_free(struct h_tree *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->v[i].path);
+		free(t->v[i].link);
+	}
+	free(t->v);
+	t->v = NULL;
+	t->n = 0;
+}
+
+static void h_entry_print(FILE *f, const struct h_entry *e)
+{
+	fprintf(f, "/%s: mode %06o uid %u gid %u size %lld ino %llu "
+		   "nlink %lu",
+		e->path, (unsigned)e->mode, (unsigned)e->uid, (unsigned)e->gid,
+		(long long)e->size, (unsigned long long)e->ino,
+		(unsigned long)e->nlink);
+	if (S_ISREG(e->mode))
+		fprintf(f, " hash %016llx", (unsigned long long)e->hash);
+	if (e->link)
+		fprintf(f, " -> %s", e->link);
+	if (S_ISCHR(e->mode) || S_ISBLK(e->mode))
+		fprintf(f, " rdev %u:%u", major(e->rdev), minor(e->rdev));
+}
+
+void h_tree_print(const struct h_tree *t, const char *title)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	FILE *mem = open_memstream(&buf, &cap);
+
+	fprintf(mem, "%s (%zu objects):\n", title, t->n);
+	for (size_t i = 0; i < t->n; i++) {
+		fprintf(mem, "  ");
+		h_entry_print(mem, &t->v[i]);
+		fprintf(mem, "\n");
+	}
+	fclose(mem);
+	print_message("%s", buf);
+	free(buf);
+}
+
+/* The differences between two entries of one path, as text; "" when
+ * none. */
+static void h_entry_diff(FILE *f, const struct h_entry *a,
+			 const struct h_entry *b, unsigned flags)
+{
+	bool differ = (a->mode & S_IFMT) != (b->mode & S_IFMT) ||
+		      a->rdev != b->rdev ||
+		      (!S_ISDIR(a->mode) && a->size != b->size) ||
+		      (S_ISREG(a->mode) && a->hash != b->hash) ||
+		      (a->link && b->link && strcmp(a->link, b->link));
+
+	if ((flags & H_CMP_MODE) && (a->mode & 07777) != (b->mode & 07777))
+		differ = true;
+	if ((flags & H_CMP_OWNER) && (a->uid != b->uid || a->gid != b->gid))
+		differ = true;
+	if ((flags & H_CMP_INO) && a->ino != b->ino)
+		differ = true;
+	if ((flags & H_CMP_NLINK) && !S_ISDIR(a->mode) && a->nlink != b->nlink)
+		differ = true;
+	if ((flags & H_CMP_MTIME) && !S_ISDIR(a->mode) &&
+	    (a->mtime.tv_sec != b->mtime.tv_sec ||
+	     a->mtime.tv_nsec != b->mtime.tv_nsec))
+		differ = true;
+	if (!differ)
+		return;
+	fprintf(f, "  differs:\n    ");
+	h_entry_print(f, a);
+	fprintf(f, "\n    ");
+	h_entry_print(f, b);
+	fprintf(f, "\n");
+}
+
+void h_tree_assert_equal(const struct h_tree *a, const struct h_tree *b,
+			 unsigned flags, const char *what)
+{
+	char *buf = NULL;
+	size_t cap = 0, i = 0, j = 0;
+	FILE *mem = open_memstream(&buf, &cap);
+	bool same;
+
+	while (i < a->n || j < b->n) {
+		int c = i == a->n ? 1 :
+			j == b->n ? -1 :
+				    strcmp(a->v[i].path, b->v[j].path);
+
+		if (c < 0) {
+			fprintf(mem, "  only in the first:  ");
+			h_entry_print(mem, &a->v[i++]);
+			fprintf(mem, "\n");
+		} else if (c > 0) {
+			fprintf(mem, "  only in the second: ");
+			h_entry_print(mem, &b->v[j++]);
+			fprintf(mem, "\n");
+		} else {
+			h_entry_diff(mem, &a->v[i++], &b->v[j++], flags);
+		}
+	}
+	fclose(mem);
+	same = !buf || !*buf;
+	if (!same)
+		print_error("%s: trees differ:\n%s", what, buf);
+	free(buf);
+	if (!same)
+		fail_msg("%s: trees differ", what);
+}
+
+/* ---- kernel mounts ----------------------------------------------------- */
+
+int h_kmount(const char *fstype, const char *source, const char *opts,
+	     const char *mnt, struct h_mount **ret)
+{
+	char p[PATH_MAX];
+	struct h_mount *m;
+
+	h_need_root();
+	h_mkdir(mnt);
+	snprintf(p, sizeof(p), "%s", h_path("%s", mnt));
+	if (mount(source, p, fstype, 0, opts) < 0)
+		return -errno;
+	m = h_slot(p);
+	pthread_mutex_lock(&cur->lock);
+	m->kernel = true;
+	m->active = true;
+	pthread_mutex_unlock(&cur->lock);
+	*ret = m;
+	return 0;
 }

@@ -57,7 +57,39 @@ struct h_mount {
 	pid_t pid;     /* the daemon, our child (or adopted, see h_adopt) */
 	bool active;   /* still ours to unmount */
 	char errlog[PATH_MAX]; /* the daemon's stderr */
+	bool kernel;   /* a kernel mount (h_kmount): umount2, no daemon */
 };
+
+/* One object of a walked tree (h_tree_walk). */
+struct h_entry {
+	char *path;	/* relative to the walked root, "" for the root */
+	mode_t mode;	/* type and permission bits */
+	uid_t uid;
+	gid_t gid;
+	off_t size;	/* regular files and symlinks */
+	uint64_t hash;	/* FNV-1a of a regular file's content */
+	char *link;	/* a symlink's target, else NULL */
+	dev_t rdev;	/* devices */
+	ino_t ino;
+	nlink_t nlink;
+	struct timespec mtime;
+};
+
+struct h_tree {
+	struct h_entry *v; /* sorted by path */
+	size_t n;
+};
+
+/* What h_tree_assert_equal compares besides names, types, sizes, contents,
+ * symlink targets and device numbers (always compared). */
+enum {
+	H_CMP_MODE = 1 << 0,  /* permission bits */
+	H_CMP_OWNER = 1 << 1, /* uid, gid */
+	H_CMP_INO = 1 << 2,   /* st_ino */
+	H_CMP_NLINK = 1 << 3, /* st_nlink of non-directories */
+	H_CMP_MTIME = 1 << 4, /* mtime of non-directories */
+};
+#define H_CMP_ALL (H_CMP_MODE | H_CMP_OWNER | H_CMP_INO | H_CMP_NLINK)
 
 /* The outcome of h_run: exit status and what it printed. */
 struct h_run {
@@ -162,6 +194,35 @@ void h_assert_listing(const char *dir, const char *const expected[]);
 /* The names of dir, in readdir order, "." and ".." included; owned. */
 char **h_listdir(const char *dir, size_t *ret_n);
 void h_strv_free(char **v, size_t n);
+
+/* FNV-1a 64 of a file's whole content; *size (if given) gets its length.
+ * The file is read in 1 MiB blocks: fit for large files. */
+uint64_t h_hash_file(const char *path, off_t *size);
+uint64_t h_hash_data(uint64_t h, const void *data, size_t len);
+#define H_HASH_INIT 0xcbf29ce484222325ULL
+/* Writes len bytes of a pattern determined by seed (reproducible with
+ * h_pattern_hash) to rel, parents made too. */
+void h_file_pattern(const char *rel, off_t len, unsigned seed);
+uint64_t h_pattern_hash(off_t len, unsigned seed);
+/* Every object under dir (dir itself as ""), lstat'ed, without following
+ * symlinks or crossing mounts, sorted by path. */
+void h_tree_walk(const char *dir, struct h_tree *ret);
+void h_tree_free(struct h_tree *t);
+/* Fails the test, listing every difference, unless a and b hold the same
+ * paths with the same attributes (H_CMP_* flags: which beyond the
+ * always-compared ones). */
+void h_tree_assert_equal(const struct h_tree *a, const struct h_tree *b,
+			 unsigned flags, const char *what);
+/* Prints the tree (for messages). */
+void h_tree_print(const struct h_tree *t, const char *title);
+
+/* ---- kernel mounts ----------------------------------------------------- */
+/* mount(2) of fstype from source at mnt (relative to the root, created)
+ * with data opts; the mount is unmounted (umount2) by teardown or
+ * h_umount. 0 or -errno (the test does not fail: the caller may retry
+ * other options); *ret gets the mount. Root only. */
+int h_kmount(const char *fstype, const char *source, const char *opts,
+	     const char *mnt, struct h_mount **ret);
 
 /* expr must fail with -1 and errno err. */
 #define h_assert_errno(expr, err)                                             \
