@@ -2,8 +2,9 @@
  * keyed by st_ino (unique per object, so hard links share one inode), and
  * the cache of their part fds, bounded so that a tree of any size can be
  * served within the process's fd limit.
- * Lock order: an inode's fd_lock, then the table lock. The table lock is
- * never held across a syscall other than close. */
+ * Lock order: an inode's rwlock, its fd_lock, then the table lock; a
+ * child's locks before its parent's. The table lock is never held across
+ * a syscall other than close. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -438,7 +439,9 @@ int ply_inode_move(struct ply_inode_table *table, struct ply_inode *inode,
 
 	if (!copy)
 		return -ENOMEM;
-	/* fd_lock: a reopen reads parent and name under it */
+	/* the rwlock waits out a copy-up, which works by parent and name;
+	 * fd_lock: a reopen reads parent and name under it */
+	pthread_rwlock_wrlock(&inode->lock);
 	pthread_mutex_lock(&inode->fd_lock);
 	pthread_mutex_lock(&table->lock);
 	old_parent = inode->parent;
@@ -450,6 +453,7 @@ int ply_inode_move(struct ply_inode_table *table, struct ply_inode *inode,
 	release_locked(table, old_parent);
 	pthread_mutex_unlock(&table->lock);
 	pthread_mutex_unlock(&inode->fd_lock);
+	pthread_rwlock_unlock(&inode->lock);
 	free(old_name);
 	return 0;
 }

@@ -241,30 +241,55 @@ static int complete_metacopy_locked(const struct ply_union *u,
 	return 0;
 }
 
+/* The parent of inode, pinned so that a rename cannot free it. */
+static struct ply_inode *pinned_parent(const struct ply_union *u,
+				       struct ply_inode *inode)
+{
+	struct ply_inode *parent;
+
+	pthread_rwlock_rdlock(&inode->lock);
+	parent = inode->parent;
+	if (ply_inode_pin(u->table, parent) < 0)
+		parent = NULL;
+	pthread_rwlock_unlock(&inode->lock);
+	return parent;
+}
+
 int ply_upper_copy_up(const struct ply_union *u, struct ply_inode *inode,
 		      unsigned flags)
 {
 	bool want_data = !(flags & (PLY_COPYUP_METACOPY | PLY_COPYUP_EMPTY));
-	int r;
+	struct ply_inode *parent;
+	int r = -EAGAIN;
 
 	if (!u->stack->has_upper)
 		return -EROFS;
 	if (inode == u->table->root)
 		return 0; /* the upper root is always a part of the root */
-	/* parents first, each under its own lock, never nested */
-	r = ply_upper_copy_up(u, inode->parent, 0);
-	if (r < 0)
-		return r;
-	r = ply_inode_pin(u->table, inode);
-	if (r < 0)
-		return r;
-	pthread_rwlock_wrlock(&inode->lock);
-	if (!has_upper_part(u, inode))
-		r = copy_up_locked(u, inode, flags);
-	else if (inode->parts[0].metacopy && want_data)
-		r = complete_metacopy_locked(u, inode);
-	pthread_rwlock_unlock(&inode->lock);
-	ply_inode_unpin(u->table, inode);
+	/* a rename may move inode meanwhile: then its new parent goes first */
+	for (int tries = 0; r == -EAGAIN && tries < 16; tries++) {
+		parent = pinned_parent(u, inode);
+		if (!parent)
+			return -ESTALE;
+		/* parents first, each under its own lock, never nested */
+		r = ply_upper_copy_up(u, parent, 0);
+		if (r >= 0)
+			r = ply_inode_pin(u->table, inode);
+		if (r < 0) {
+			ply_inode_unpin(u->table, parent);
+			return r;
+		}
+		pthread_rwlock_wrlock(&inode->lock);
+		if (inode->parent != parent)
+			r = -EAGAIN;
+		else if (!has_upper_part(u, inode))
+			r = copy_up_locked(u, inode, flags);
+		else if (inode->parts[0].metacopy && want_data)
+			r = complete_metacopy_locked(u, inode);
+		pthread_rwlock_unlock(&inode->lock);
+		ply_inode_unpin(u->table, inode);
+		ply_inode_unpin(u->table, parent);
+	}
 	return r;
 }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job, on a fresh Debian 12 machine: installs what is missing, builds
 # plyfs, makes a small three-layer demo image under ./demo/ and mounts its
-# merged view at ./demo/merged. Safe to run again: the build is reused, a
-# previous demo mount is unmounted and the demo tree is made afresh.
+# merged view at ./demo/merged, writable: changes land in ./demo/upper
+# (scratch space: ./demo/work). Safe to run again: the build is reused, a
+# previous demo mount is unmounted and the demo tree, upper and work
+# directories included, is made afresh.
 #
 # Usage: scripts/demo.sh          (as root, or as a user with sudo)
 # Environment: PLY_JOBS=N limits the build to N parallel jobs.
@@ -86,14 +88,10 @@ put "$base/cache/stale-2" "you should not see this: cache/ is opaque in middle"
 put "$middle/cache/fresh" "fresh cache entry from middle"
 mark "$middle/cache/.wh..wh..opq"
 
-# 4. Mount. Read-only for now: no upperdir.
+# 4. Mount, writable: the upper and work directories were made empty above.
 lower=$top:$middle:$base
-# WRITABLE UPPER: when plyfs supports upperdir, make the mount writable by
-# replacing the next line with
-#   opts="lowerdir=$lower,upperdir=$demo/upper,workdir=$demo/work"
-opts="lowerdir=$lower"
-mode="read-only"
-[[ $opts != *upperdir=* ]] || mode="writable: changes land in $demo/upper"
+upper=$demo/upper
+opts="lowerdir=$lower,upperdir=$upper,workdir=$demo/work"
 say "mounting: $plyfs -o $opts $mnt"
 "$plyfs" -o "$opts" "$mnt" || die "plyfs failed to mount (see the message above)"
 is_mounted "$mnt" || die "plyfs exited 0 but $mnt is not mounted"
@@ -107,6 +105,10 @@ problems=()
 	problems+=("notes/ does not list just kept.txt")
 [[ $(ls -A "$mnt/cache" 2>&1) == "fresh" ]] ||
 	problems+=("cache/ does not list just fresh")
+# writable: the mount's own options (field 6 of mountinfo) start with rw
+mnt_abs=$(realpath -m -- "$mnt")
+awk -v m="$mnt_abs" '$5 == m && $6 ~ /^rw/ { ok = 1 } END { exit !ok }' \
+	/proc/self/mountinfo || problems+=("$mnt is not mounted read-write")
 if ((${#problems[@]})); then
 	printf 'demo.sh: mounted, but the merged view is wrong: %s\n' \
 		"${problems[@]}" >&2
@@ -115,8 +117,9 @@ fi
 
 cat <<EOT
 
-plyfs is up: $root/$mnt ($mode) merges three layers:
+plyfs is up: $root/$mnt merges three read-only layers
   $top  >  $middle  >  $base
+and is writable: every change lands in $upper (scratch space: $demo/work).
 
 Try, from $root:
   ls -la $mnt $mnt/etc
@@ -127,6 +130,14 @@ Try, from $root:
   $plyctl which -o lowerdir=$lower etc/greeting
   $plyctl which -o lowerdir=$lower notes/old.txt
   $plyctl which -o lowerdir=$lower cache/stale-1
+
+Now change it; the layers stay as they are:
+  echo "hello from upper" > $mnt/etc/greeting   # copied up, then written
+  rm $mnt/README                 # a base file: leaves a whiteout in the upper
+  ls -la $upper $upper/etc       # the whiteout README, the copy of etc/greeting
+  cat $base/README               # still there in the base layer
+  $plyctl which -o lowerdir=$lower,upperdir=$upper,workdir=$demo/work etc/greeting
+  $plyctl which -o lowerdir=$lower,upperdir=$upper,workdir=$demo/work README
 
 Unmount with:
   fusermount3 -u $mnt
