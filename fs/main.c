@@ -250,6 +250,13 @@ int main(int argc, char **argv)
 	warn_unimplemented(&cli.opts);
 	fs.timeout = cli.opts.timeout >= 0 ? cli.opts.timeout : 86400.0;
 	fs.acl = !cli.opts.noacl;
+	fs.uidmap = &cli.opts.uidmap;
+	fs.gidmap = &cli.opts.gidmap;
+	fs.squash_uid = cli.opts.squash_uid >= 0 ? cli.opts.squash_uid :
+			cli.opts.squash_to_root ? 0 : -1;
+	fs.squash_gid = cli.opts.squash_gid >= 0 ? cli.opts.squash_gid :
+			cli.opts.squash_to_root ? 0 : -1;
+	fs.static_nlink = cli.opts.static_nlink;
 	/* modes come from the kernel with the caller's umask applied */
 	umask(0);
 

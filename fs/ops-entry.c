@@ -43,6 +43,7 @@ int plyfs_do_lookup(struct plyfs *fs, struct ply_inode *parent,
 		return r;
 	memset(ret_e, 0, sizeof(*ret_e));
 	ret_e->attr = lk.st;
+	plyfs_present(fs, &ret_e->attr);
 	r = ply_inode_table_acquire(&fs->table, parent, name, &lk, &child);
 	if (r < 0)
 		return r;
@@ -106,6 +107,8 @@ static int do_getattr(struct plyfs *fs, struct ply_inode *inode,
 		return r;
 	r = ply_object_stat(&fs->stack, inode->parts, inode->nparts, ret_st);
 	plyfs_done(fs, inode);
+	if (r >= 0)
+		plyfs_present(fs, ret_st);
 	return r;
 }
 

@@ -10,9 +10,12 @@
 static struct ply_new new_object(fuse_req_t req, mode_t mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct plyfs *fs = plyfs_of(req);
 
-	return (struct ply_new){ .mode = mode, .uid = ctx->uid,
-				 .gid = ctx->gid, .umask = ctx->umask };
+	return (struct ply_new){ .mode = mode,
+				 .uid = plyfs_disk_uid(fs, ctx->uid),
+				 .gid = plyfs_disk_gid(fs, ctx->gid),
+				 .umask = ctx->umask };
 }
 
 /* Creates what under parent and answers with the new entry. */

@@ -40,6 +40,49 @@ static int apply_size(int fd, off_t size, struct fuse_file_info *fi)
 	return r;
 }
 
+/* With xattr_permissions, chown and chmod land in the override xattr;
+ * the file on disk keeps the access the daemon needs. */
+static int apply_owner_mode(struct plyfs *fs, struct ply_inode *inode,
+			    const struct stat *attr, int to_set)
+{
+	int fd = inode->parts[0].fd, r = 0;
+	uid_t uid = (to_set & FUSE_SET_ATTR_UID) ?
+			    plyfs_disk_uid(fs, attr->st_uid) :
+			    (uid_t)-1;
+	gid_t gid = (to_set & FUSE_SET_ATTR_GID) ?
+			    plyfs_disk_gid(fs, attr->st_gid) :
+			    (gid_t)-1;
+	struct stat cur;
+
+	if (!fs->stack.override_xattr) {
+		if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+			r = ply_sys_fchownat_fd(fd, uid, gid);
+		if (r >= 0 && (to_set & FUSE_SET_ATTR_MODE))
+			r = ply_sys_fchmod_fd(fd, attr->st_mode & 07777);
+		return r;
+	}
+	r = ply_object_stat(&fs->stack, inode->parts, inode->nparts, &cur);
+	if (r < 0)
+		return r;
+	if (uid != (uid_t)-1)
+		cur.st_uid = uid;
+	if (gid != (gid_t)-1)
+		cur.st_gid = gid;
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		cur.st_mode = (cur.st_mode & S_IFMT) | (attr->st_mode & 07777);
+		if (!S_ISLNK(cur.st_mode))
+			r = ply_sys_fchmod_fd(fd, (attr->st_mode & 07777) |
+							  S_IRUSR | S_IWUSR |
+							  (S_ISDIR(cur.st_mode) ?
+								   S_IXUSR :
+								   0));
+	}
+	if (r >= 0)
+		r = ply_override_write(fd, fs->stack.override_xattr, cur.st_uid,
+				       cur.st_gid, cur.st_mode);
+	return r;
+}
+
 static int do_setattr(struct plyfs *fs, struct ply_inode *inode,
 		      const struct stat *attr, int to_set,
 		      struct fuse_file_info *fi, struct stat *ret_st)
@@ -56,16 +99,8 @@ static int do_setattr(struct plyfs *fs, struct ply_inode *inode,
 	if (r < 0)
 		return r;
 	fd = inode->parts[0].fd;
-	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
-		r = ply_sys_fchownat_fd(fd,
-					(to_set & FUSE_SET_ATTR_UID) ?
-						attr->st_uid :
-						(uid_t)-1,
-					(to_set & FUSE_SET_ATTR_GID) ?
-						attr->st_gid :
-						(gid_t)-1);
-	if (r >= 0 && (to_set & FUSE_SET_ATTR_MODE))
-		r = ply_sys_fchmod_fd(fd, attr->st_mode & 07777);
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_MODE))
+		r = apply_owner_mode(fs, inode, attr, to_set);
 	if (r >= 0 && (to_set & FUSE_SET_ATTR_SIZE))
 		r = apply_size(fd, attr->st_size, fi);
 	if (r >= 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
@@ -76,6 +111,8 @@ static int do_setattr(struct plyfs *fs, struct ply_inode *inode,
 		r = ply_object_stat(&fs->stack, inode->parts, inode->nparts,
 				    ret_st);
 	plyfs_done(fs, inode);
+	if (r >= 0)
+		plyfs_present(fs, ret_st);
 	return r;
 }
 

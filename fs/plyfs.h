@@ -19,6 +19,10 @@ struct plyfs {
 	bool read_only;
 	bool volatile_mount; /* unmark WORKDIR on a clean stop */
 	bool acl;            /* the kernel enforces POSIX ACLs */
+	/* how owners are shown (present.c) */
+	const struct ply_idmap *uidmap, *gidmap;
+	int64_t squash_uid, squash_gid; /* -1: none */
+	bool static_nlink;
 };
 
 /* What the command line asked for (args.c). */
@@ -87,6 +91,12 @@ static inline int plyfs_fd(struct fuse_file_info *fi)
 	return __atomic_load_n(&plyfs_file_of(fi)->fd, __ATOMIC_ACQUIRE);
 }
 void plyfs_file_free(struct plyfs_file *f);
+
+/* present.c: attributes as the mount shows them, and ids as the disk
+ * stores them. */
+void plyfs_present(const struct plyfs *fs, struct stat *st);
+uid_t plyfs_disk_uid(const struct plyfs *fs, uid_t uid);
+gid_t plyfs_disk_gid(const struct plyfs *fs, gid_t gid);
 
 /* ops-entry.c */
 void plyfs_init(void *userdata, struct fuse_conn_info *conn);

@@ -167,11 +167,40 @@ static mode_t apply_umask(int dirfd, const struct ply_new *what)
 	return what->mode & 07777 & ~what->umask;
 }
 
-static int make_object(int dirfd, const char *name, const struct ply_new *what,
+static void remove_object(int dirfd, const char *name, mode_t mode)
+{
+	ply_sys_unlinkat(dirfd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
+}
+
+/* With xattr_permissions, the owner and mode live in the override xattr;
+ * on disk the daemon keeps the access it needs. */
+static int set_override(const struct ply_union *u, int dirfd, const char *name,
+			const struct ply_new *what, mode_t perm)
+{
+	int fd, r;
+
+	if (!u->stack->override_xattr)
+		return 0;
+	fd = ply_sys_open_path(dirfd, name);
+	if (fd < 0)
+		return fd;
+	r = ply_override_write(fd, u->stack->override_xattr, what->uid,
+			       what->gid, perm);
+	close(fd);
+	return r == -EPERM && S_ISLNK(what->mode) ? 0 : r;
+}
+
+static int make_object(const struct ply_union *u, int dirfd, const char *name,
+		       const struct ply_new *what,
 		       const struct stat *parent_st, int *ret_fd)
 {
 	mode_t perm = apply_umask(dirfd, what);
+	mode_t shown = perm; /* what the override xattr records */
 	int fd = -1, r;
+
+	/* the daemon keeps its own access to what it stores for others */
+	if (u->stack->override_xattr)
+		perm |= S_IRUSR | S_IWUSR | (S_ISDIR(what->mode) ? S_IXUSR : 0);
 
 	if (S_ISDIR(parent_st->st_mode) && (parent_st->st_mode & S_ISGID) &&
 	    S_ISDIR(what->mode))
@@ -199,16 +228,18 @@ static int make_object(int dirfd, const char *name, const struct ply_new *what,
 	if (r < 0)
 		return r;
 	set_owner(dirfd, name, what, parent_st);
+	r = set_override(u, dirfd, name, what, shown);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		remove_object(dirfd, name, what->mode);
+		return r;
+	}
 	if (ret_fd && fd >= 0)
 		*ret_fd = fd;
 	else if (fd >= 0)
 		close(fd);
 	return 0;
-}
-
-static void remove_object(int dirfd, const char *name, mode_t mode)
-{
-	ply_sys_unlinkat(dirfd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
 }
 
 /* Builds the object in the work directory and moves it over the whiteout
@@ -223,7 +254,7 @@ static int create_over_whiteout(const struct ply_union *u,
 	int fd = -1, r;
 
 	ply_workdir_temp_name(tmp, sizeof(tmp));
-	r = make_object(u->workfd, tmp, what, parent_st,
+	r = make_object(u, u->workfd, tmp, what, parent_st,
 			S_ISREG(what->mode) ? &fd : NULL);
 	if (r < 0)
 		return r;
@@ -291,7 +322,8 @@ int ply_dirop_create(const struct ply_union *u, struct ply_inode *dir,
 		r = create_over_whiteout(u, dir, name, state, what, &parent_st,
 					 ret_fd);
 	else
-		r = make_object(upper_fd(dir), name, what, &parent_st, ret_fd);
+		r = make_object(u, upper_fd(dir), name, what, &parent_st,
+				ret_fd);
 out:
 	unlock_dirs(u, dir, dir);
 	return r;

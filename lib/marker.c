@@ -140,6 +140,7 @@ bool ply_xattr_is_private(const char *name)
 		"trusted.overlay.",	 "user.overlay.",
 		"trusted.fuseoverlayfs.", "user.fuseoverlayfs.",
 		"user.containers.override_stat",
+		"security.fuseoverlayfs.",
 	};
 	const char *dot = strchr(name, '.');
 

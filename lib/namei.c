@@ -73,6 +73,8 @@ int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
 
 	if (r < 0)
 		return r;
+	if (layer->override && ply_override_read(parts[0].fd, &st) < 0)
+		ply_debug("malformed override xattr in %s", layer->path);
 	if (parts[0].origin)
 		st.st_ino = parts[0].origin;
 	else

@@ -104,6 +104,7 @@ void ply_options_init(struct ply_options *opts)
 	memset(opts, 0, sizeof(*opts));
 	opts->timeout = -1;
 	opts->threaded = PLY_UNSET;
+	opts->squash_uid = opts->squash_gid = -1;
 }
 
 void ply_options_free(struct ply_options *opts)
@@ -113,6 +114,8 @@ void ply_options_free(struct ply_options *opts)
 	free(opts->upperdir);
 	free(opts->workdir);
 	free(opts->fuse_opts);
+	ply_idmap_free(&opts->uidmap);
+	ply_idmap_free(&opts->gidmap);
 	ply_options_init(opts);
 }
 
@@ -214,15 +217,8 @@ static const char *const noxattrs_values[] = { "0", "1", "2", NULL };
 /* fuse-overlayfs and kernel overlayfs options a runtime may pass, accepted
  * with their values checked; the ones not implemented yet are reported. */
 static const struct compat_option compat_options[] = {
-	{ "uidmapping", V_IDMAP, NULL },
-	{ "gidmapping", V_IDMAP, NULL },
-	{ "squash_to_root", V_NONE, NULL },
-	{ "squash_to_uid", V_ID, NULL },
-	{ "squash_to_gid", V_ID, NULL },
-	{ "static_nlink", V_NONE, NULL },
 	{ "fast_ino", V_BOOL01, NULL },
 	{ "writeback", V_BOOL01, NULL },
-	{ "xattr_permissions", V_CHOICE, xattr_permission_values },
 	{ "redirect_dir", V_CHOICE, redirect_values },
 	{ "index", V_ONOFF, NULL },
 	{ "metacopy", V_ONOFF, NULL },
@@ -381,6 +377,46 @@ static int parse_one(struct ply_options *opts, const char *opt,
 			return ply_err_set(err, -EINVAL,
 					   "timeout=%s: expected seconds, e.g. timeout=3600",
 					   v ? v : "");
+		return 0;
+	}
+	if (!strcmp(name, "uidmapping") || !strcmp(name, "gidmapping")) {
+		struct ply_idmap *map = name[0] == 'u' ? &opts->uidmap :
+							 &opts->gidmap;
+
+		if (!value_is_idmap(v))
+			return ply_err_set(err, -EINVAL,
+					   "%s: expected CONTAINER:HOST:SIZE ranges joined by ':'",
+					   opt);
+		return ply_idmap_parse(v, map);
+	}
+	if (!strcmp(name, "squash_to_uid") || !strcmp(name, "squash_to_gid")) {
+		unsigned long id;
+
+		if (!parse_uint(v, UINT32_MAX - 1, &id))
+			return ply_err_set(err, -EINVAL,
+					   "%s: expected a numeric id", opt);
+		if (name[10] == 'u')
+			opts->squash_uid = (int64_t)id;
+		else
+			opts->squash_gid = (int64_t)id;
+		return 0;
+	}
+	if (!strcmp(name, "xattr_permissions")) {
+		if (!value_in(v, xattr_permission_values))
+			return ply_err_set(err, -EINVAL,
+					   "xattr_permissions=%s: expected 0, 1 or 2",
+					   v ? v : "");
+		opts->xattr_permissions = v[0] - '0';
+		return 0;
+	}
+	if (!strcmp(name, "squash_to_root") || !strcmp(name, "static_nlink")) {
+		if (v)
+			return ply_err_set(err, -EINVAL,
+					   "%s takes no value", name);
+		if (name[0] == 's' && name[1] == 'q')
+			opts->squash_to_root = true;
+		else
+			opts->static_nlink = true;
 		return 0;
 	}
 	if (!strcmp(name, "noacl") || !strcmp(name, "volatile")) {

@@ -31,6 +31,23 @@ void ply_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- options.c: the overlayfs / fuse-overlayfs option syntax ------------ */
 enum ply_tristate { PLY_UNSET = -1, PLY_OFF = 0, PLY_ON = 1 };
 
+/* ---- idmap.c: uidmapping= and gidmapping= ------------------------------- */
+/* Ranges of "presented:ondisk:length": an object owned by an on-disk id
+ * in a range is shown as the presented one, and the other way round for
+ * what is written. No ranges: identity. Unmapped ids show as 65534. */
+struct ply_idmap_range {
+	uint32_t presented, ondisk, len;
+};
+struct ply_idmap {
+	struct ply_idmap_range *ranges;
+	size_t n;
+};
+#define PLY_OVERFLOW_ID 65534
+int ply_idmap_parse(const char *spec, struct ply_idmap *ret);
+void ply_idmap_free(struct ply_idmap *map);
+uint32_t ply_idmap_to_presented(const struct ply_idmap *map, uint32_t ondisk);
+uint32_t ply_idmap_to_disk(const struct ply_idmap *map, uint32_t presented);
+
 /* How plyfs writes whiteouts and opaque markers in the upper layer. */
 enum ply_wh_format {
 	PLY_WH_AUTO = 0, /* probe: chardev where allowed, else xattr */
@@ -52,6 +69,11 @@ struct ply_options {
 	bool volatile_mount; /* volatile: no syncs; an unclean stop is
 			      * remembered and refused at the next mount */
 	bool noacl;  /* no POSIX ACL enforcement by the kernel */
+	struct ply_idmap uidmap, gidmap;
+	bool squash_to_root;
+	int64_t squash_uid, squash_gid; /* -1: not given */
+	bool static_nlink;           /* directories report st_nlink 1 */
+	int xattr_permissions;       /* 0, or 1/2: ownership kept in xattrs */
 	/* options accepted for compatibility but not implemented yet, each
 	 * named once so the daemon can warn about them */
 	char **unimplemented;
@@ -83,6 +105,7 @@ struct ply_layer {
 	ino_t ino;
 	uint16_t id; /* inode-number namespace: 0 upper, 1.. lowers */
 	bool is_upper;
+	bool override; /* objects may carry ownership in an override xattr */
 };
 
 struct ply_stack {
@@ -96,6 +119,8 @@ struct ply_stack {
 	/* how markers are written in the upper (ply_stack_probe_upper) */
 	enum ply_wh_format wh_format;
 	const char *xattr_ns; /* "trusted.", "user.", or NULL: no xattrs */
+	const char *override_xattr; /* xattr_permissions=: where the upper
+				     * keeps ownership, or NULL */
 };
 
 int ply_stack_open(struct ply_stack *stack, const struct ply_options *opts,
@@ -310,6 +335,17 @@ int ply_copyup_origin(int fd, uint64_t *ret_ino);
 /* Is the upper regular file fd a metacopy (its data still below)? */
 bool ply_copyup_is_metacopy(int fd);
 
+/* ---- override.c: ownership kept in an xattr (xattr_permissions=) ------- */
+#define PLY_OVERRIDE_CONTAINERS "user.containers.override_stat"
+#define PLY_OVERRIDE_PRIVILEGED "security.fuseoverlayfs.override_stat"
+/* Is name one of the override xattrs (read in any layer that has them)? */
+bool ply_override_name(const char *name);
+/* Replaces st's owner and permission bits by fd's override xattr: 1 when
+ * it has one, 0 when not, -EINVAL for a malformed one. */
+int ply_override_read(int fd, struct stat *st);
+int ply_override_write(int fd, const char *name, uid_t uid, gid_t gid,
+		       mode_t mode);
+
 /* ---- which.c: where a path comes from (plyctl which) ------------------- */
 enum ply_which_role {
 	PLY_ROLE_PROVIDES, /* the topmost object: what the view shows */
@@ -482,5 +518,55 @@ int ply_dir_read(const struct ply_stack *stack, const struct ply_part *parts,
 		 size_t nparts, uint64_t self_ino, uint64_t parent_ino,
 		 struct ply_dir *ret);
 void ply_dir_free(struct ply_dir *dir);
+
+/* ---- diff.c: what the upper layer changes (plyctl diff, commit) -------- */
+/* The view now (every layer) against the view before (the lower layers
+ * alone), in docker diff's terms. */
+enum ply_diff_kind {
+	PLY_DIFF_ADDED = 'A',   /* now, and nothing before */
+	PLY_DIFF_CHANGED = 'C', /* now and before (parents of changes too) */
+	PLY_DIFF_DELETED = 'D', /* before, and hidden now */
+};
+struct ply_diff_entry {
+	const char *path; /* "/a/b", from the root of the merged view */
+	enum ply_diff_kind kind;
+	const struct ply_lookup *now;  /* A, C: the object as now shown */
+	const struct ply_lookup *then; /* C, D: the object the lower layers
+					* alone show (the topmost of it) */
+	bool in_upper; /* A, C: the object is in the upper layer (else it
+			* is lower content moved here by a redirect) */
+	bool opaque;   /* A, C directory: what the lower layers hold at path
+			* is hidden (an opaque directory, or a redirected
+			* one): a new layer must mark it opaque and hold all
+			* of its content */
+	bool covered;  /* D: inside a directory reported opaque, so a new
+			* layer needs no whiteout for it */
+};
+/* Called for each change; < 0 stops the walk with that result. */
+typedef int (*ply_diff_fn)(const struct ply_diff_entry *e, void *ctx);
+/* Walks the changes of stack's upper layer depth first, the names of each
+ * directory in bytewise order: paths come sorted component by component,
+ * each directory before what it holds. Reads the upper layer, looking
+ * single names up below; only an opaque or redirected directory has its
+ * lower listing read (one directory), and a redirected one its moved
+ * content walked, every name of it reported. */
+int ply_diff_walk(const struct ply_stack *stack, ply_diff_fn fn, void *ctx,
+		  struct ply_err *err);
+/* The part holding a regular file's data: below a metacopy, else top. */
+const struct ply_part *ply_diff_data_part(const struct ply_lookup *lk);
+
+/* The changes as a list, in ply_diff_walk's order. */
+struct ply_change {
+	char *path;
+	enum ply_diff_kind kind;
+	mode_t mode; /* of the object now (A, C) or before (D) */
+};
+struct ply_changes {
+	struct ply_change *v;
+	size_t n, cap;
+};
+int ply_diff_list(const struct ply_stack *stack, struct ply_changes *ret,
+		  struct ply_err *err);
+void ply_changes_free(struct ply_changes *c);
 
 #endif

@@ -51,6 +51,9 @@ static int open_layer(struct ply_layer *layer, const char *what,
 	layer->fd = fd;
 	layer->dev = st.st_dev;
 	layer->ino = st.st_ino;
+	/* as fuse-overlayfs: a layer whose root carries an override xattr
+	 * keeps ownership that way */
+	layer->override = ply_override_read(fd, &st) != 0;
 	return 0;
 }
 
@@ -177,6 +180,12 @@ int ply_stack_open(struct ply_stack *stack, const struct ply_options *opts,
 	r = check_distinct(stack, err);
 	if (r < 0)
 		goto fail;
+	if (opts->xattr_permissions && stack->has_upper) {
+		stack->override_xattr = opts->xattr_permissions == 1 ?
+						PLY_OVERRIDE_PRIVILEGED :
+						PLY_OVERRIDE_CONTAINERS;
+		stack->layers[0].override = true;
+	}
 	if (opts->workdir) {
 		r = open_workdir(stack, opts->workdir, err);
 		if (r < 0)

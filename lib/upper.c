@@ -106,6 +106,27 @@ static void keep_parent_times(int dirfd, const struct stat *before)
 	ply_sys_futimens_fd(dirfd, tv);
 }
 
+/* With xattr_permissions, a copy owned by the daemon records the owner
+ * and mode the object had below. */
+static int record_override(const struct ply_union *u,
+			   const struct ply_inode *inode, int upper_fd)
+{
+	const struct ply_layer *layer = &u->stack->layers[inode->parts[0].layer];
+	struct stat st;
+	int r;
+
+	if (!u->stack->override_xattr)
+		return 0;
+	r = ply_sys_fstat(inode->parts[0].fd, &st);
+	if (r >= 0 && layer->override)
+		r = ply_override_read(inode->parts[0].fd, &st);
+	if (r < 0)
+		return r;
+	r = ply_override_write(upper_fd, u->stack->override_xattr, st.st_uid,
+			       st.st_gid, st.st_mode);
+	return r == -EPERM && S_ISLNK(st.st_mode) ? 0 : r;
+}
+
 /* Copies inode up, its parent being in the upper already. Called with
  * inode->lock held for writing and inode pinned. */
 static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
@@ -157,6 +178,13 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 		.origin_ino = inode->ino,
 	};
 	r = ply_copyup(&req, &fd);
+	if (r >= 0) {
+		r = record_override(u, inode, fd);
+		if (r < 0) {
+			close(fd);
+			ply_remove_tree(parent->parts[0].fd, inode->name);
+		}
+	}
 	if (r >= 0 && u->stack->xattr_ns)
 		ply_marker_set_impure(u->stack, parent->parts[0].fd);
 	if (r >= 0 && shares_copy(u, &st))

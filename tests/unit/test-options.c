@@ -296,21 +296,21 @@ static void test_compat_named_once(void **state)
 {
 	struct ply_options opts;
 	struct ply_err err;
-	size_t uid = 0, noacl = 0;
+	size_t writeback = 0, fast_ino = 0;
 
-	assert_int_equal(parse(&opts, "uidmapping=0:1000:1,static_nlink,"
-				      "uidmapping=0:2000:1",
+	assert_int_equal(parse(&opts, "writeback=1,fast_ino=1,"
+				      "writeback=0",
 			       &err),
 			 0);
-	assert_int_equal(ply_options_parse(&opts, "static_nlink", &err), 0);
+	assert_int_equal(ply_options_parse(&opts, "fast_ino=0", &err), 0);
 	for (size_t i = 0; i < opts.nunimplemented; i++) {
-		if (!strcmp(opts.unimplemented[i], "uidmapping"))
-			uid++;
-		else if (!strcmp(opts.unimplemented[i], "static_nlink"))
-			noacl++;
+		if (!strcmp(opts.unimplemented[i], "writeback"))
+			writeback++;
+		else if (!strcmp(opts.unimplemented[i], "fast_ino"))
+			fast_ino++;
 	}
-	assert_int_equal(uid, 1);
-	assert_int_equal(noacl, 1);
+	assert_int_equal(writeback, 1);
+	assert_int_equal(fast_ino, 1);
 	assert_int_equal(opts.nunimplemented, 2);
 	ply_options_free(&opts);
 }
