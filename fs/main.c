@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "plyfs.h"
+#include "sys.h"
 
 #define EXIT_USAGE 2
 
@@ -94,6 +95,36 @@ static void raise_fd_limit(void)
 	}
 	rl.rlim_cur = rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+/* fusermount3 lets a user pass allow_other only where the admin agreed:
+ * say so now instead of failing in fusermount3. */
+static bool allow_other_permitted(const struct plyfs_cli *cli)
+{
+	const char *o = cli->opts.fuse_opts;
+	char line[256];
+	bool found = false;
+	FILE *f;
+
+	if (geteuid() == 0 || !o || !strstr(o, "allow_other"))
+		return true;
+	f = fopen("/etc/fuse.conf", "re");
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = !strncmp(line, "user_allow_other", 16);
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* POSIX ACLs are enforced only where every layer's filesystem has them. */
+static bool layers_have_acls(const struct ply_stack *stack)
+{
+	for (size_t i = 0; i < stack->nlayers; i++)
+		if (ply_sys_fd_getxattr(stack->layers[i].fd,
+					"system.posix_acl_access", NULL,
+					0) == -EOPNOTSUPP)
+			return false;
+	return true;
 }
 
 static int build_fuse_args(struct fuse_args *args, const char *argv0,
@@ -242,6 +273,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "plyfs: %s\n", err.msg);
 		goto out_stack;
 	}
+	if (!allow_other_permitted(&cli)) {
+		fprintf(stderr,
+			"plyfs: allow_other needs the line user_allow_other in /etc/fuse.conf\n");
+		goto out_stack;
+	}
 	r = setup_upper(&fs, &cli.opts, &err);
 	if (r < 0) {
 		fprintf(stderr, "plyfs: %s\n", err.msg);
@@ -250,6 +286,11 @@ int main(int argc, char **argv)
 	warn_unimplemented(&cli.opts);
 	fs.timeout = cli.opts.timeout >= 0 ? cli.opts.timeout : 86400.0;
 	fs.acl = !cli.opts.noacl;
+	if (fs.acl && !layers_have_acls(&fs.stack)) {
+		fprintf(stderr,
+			"plyfs: warning: a layer's filesystem has no POSIX ACLs: ACLs are off for this mount\n");
+		fs.acl = false;
+	}
 	fs.uidmap = &cli.opts.uidmap;
 	fs.gidmap = &cli.opts.gidmap;
 	fs.squash_uid = cli.opts.squash_uid >= 0 ? cli.opts.squash_uid :
