@@ -8,7 +8,7 @@
 set -euo pipefail
 
 packages=(gcc pkg-config meson ninja-build libfuse3-dev fuse3 libxxhash-dev
-	libcmocka-dev libarchive-dev attr acl "$@")
+	libcmocka-dev libarchive-dev attr acl uidmap "$@")
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "deps.sh: no dpkg here (not Debian?): make sure these are installed:" \
