@@ -196,7 +196,7 @@ static int setup_upper(struct plyfs *fs, const struct ply_options *opts,
 {
 	int r;
 
-	fs->read_only = !fs->stack.has_upper;
+	fs->read_only = !fs->stack.has_upper && !fs->rw_splices;
 	fs->u = (struct ply_union){ .stack = &fs->stack, .table = &fs->table,
 				    .workfd = -1, .sync = !opts->nosync };
 	if (fs->read_only)
@@ -235,6 +235,7 @@ int main(int argc, char **argv)
 	int r, status = EXIT_USAGE;
 
 	fs.work = (struct ply_workdir){ -1, -1, -1, -1 };
+	fs.store.fd = -1;
 	r = plyfs_cli_parse(argc, argv, &cli, &err);
 	if (r < 0) {
 		fprintf(stderr, "plyfs: %s\n", err.msg);
@@ -269,6 +270,11 @@ int main(int argc, char **argv)
 		goto out_stack;
 	}
 	r = ply_stack_check_mountpoint(&fs.stack, mountpoint, &err);
+	if (r < 0) {
+		fprintf(stderr, "plyfs: %s\n", err.msg);
+		goto out_stack;
+	}
+	r = plyfs_setup_splices(&fs, &cli.opts, mountpoint, &err);
 	if (r < 0) {
 		fprintf(stderr, "plyfs: %s\n", err.msg);
 		goto out_stack;
@@ -338,6 +344,7 @@ out_args:
 out_table:
 	ply_inode_table_destroy(&fs.table);
 out_stack:
+	plyfs_release_splices(&fs);
 	ply_workdir_close(&fs.work);
 	free(mountpoint);
 	ply_stack_close(&fs.stack);

@@ -23,8 +23,9 @@ static int do_opendir(struct plyfs *fs, struct ply_inode *inode,
 	parent_ino = inode->parent ? inode->parent->ino : inode->ino;
 	r = plyfs_use(fs, inode);
 	if (r >= 0) {
-		r = ply_dir_read(&fs->stack, inode->parts, inode->nparts,
-				 inode->ino, parent_ino, dir);
+		r = ply_dir_read_spliced(&fs->stack, inode->parts,
+					 inode->nparts, inode->snode,
+					 inode->ino, parent_ino, dir);
 		plyfs_done(fs, inode);
 	}
 	if (r < 0) {

@@ -36,8 +36,8 @@ int plyfs_do_lookup(struct plyfs *fs, struct ply_inode *parent,
 	r = plyfs_use(fs, parent);
 	if (r < 0)
 		return r;
-	r = ply_lookup_name(&fs->stack, parent->parts, parent->nparts, name,
-			    &lk);
+	r = ply_lookup_child(&fs->stack, parent->parts, parent->nparts,
+			     parent->snode, name, &lk);
 	plyfs_done(fs, parent);
 	if (r < 0)
 		return r;
@@ -105,7 +105,7 @@ static int do_getattr(struct plyfs *fs, struct ply_inode *inode,
 
 	if (r < 0)
 		return r;
-	r = ply_object_stat(&fs->stack, inode->parts, inode->nparts, ret_st);
+	r = ply_inode_stat(&fs->stack, inode, ret_st);
 	plyfs_done(fs, inode);
 	if (r >= 0)
 		plyfs_present(fs, ret_st);
@@ -149,17 +149,33 @@ void plyfs_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
+/* Like overlayfs: the upper layer's filesystem, else the top one; inside
+ * a splice, the splice source's own. */
+static int do_statfs(struct plyfs *fs, struct ply_inode *inode,
+		     struct statvfs *ret)
+{
+	int fd = fs->stack.layers[0].fd, r = plyfs_use(fs, inode);
+
+	if (r < 0)
+		return r;
+	if (inode->nparts &&
+	    fs->stack.layers[inode->parts[0].layer].is_splice)
+		fd = inode->parts[0].fd;
+	r = fstatvfs(fd, ret) < 0 ? -errno : 0;
+	plyfs_done(fs, inode);
+	return r;
+}
+
 void plyfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct plyfs *fs = plyfs_of(req);
 	struct statvfs sv;
+	int r = do_statfs(fs, plyfs_inode(fs, ino), &sv);
 
-	/* like overlayfs: the upper layer's filesystem, else the top one */
-	if (fstatvfs(fs->stack.layers[0].fd, &sv) < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	fuse_reply_statfs(req, &sv);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_statfs(req, &sv);
 }
 
 /* Checks mask against the merged attributes for the caller. The kernel

@@ -108,8 +108,7 @@ static int do_setattr(struct plyfs *fs, struct ply_inode *inode,
 				 FUSE_SET_ATTR_MTIME_NOW)))
 		r = apply_times(fd, attr, to_set);
 	if (r >= 0)
-		r = ply_object_stat(&fs->stack, inode->parts, inode->nparts,
-				    ret_st);
+		r = ply_inode_stat(&fs->stack, inode, ret_st);
 	plyfs_done(fs, inode);
 	if (r >= 0)
 		plyfs_present(fs, ret_st);

@@ -23,7 +23,17 @@ struct plyfs {
 	const struct ply_idmap *uidmap, *gidmap;
 	int64_t squash_uid, squash_gid; /* -1: none */
 	bool static_nlink;
+	/* splices (splices.c) */
+	struct ply_volstore store;  /* fd -1 until a volume needs it */
+	const char *volstore_path;  /* volstore=, or NULL: the default */
+	int *volume_locks;          /* held while the volumes are in use */
+	size_t nvolume_locks;
+	bool rw_splices;            /* writable even without an upper */
 };
+
+int plyfs_setup_splices(struct plyfs *fs, const struct ply_options *opts,
+			const char *mountpoint, struct ply_err *err);
+void plyfs_release_splices(struct plyfs *fs);
 
 /* What the command line asked for (args.c). */
 struct plyfs_cli {

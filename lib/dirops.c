@@ -36,6 +36,20 @@ static int upper_fd(const struct ply_inode *dir)
 	return dir->parts[0].fd;
 }
 
+/* Which tree an object belongs to: a splice's layer, or -1 for the
+ * union. Renames and links between trees cross a mount boundary. */
+static int domain_of(const struct ply_union *u, const struct ply_inode *inode)
+{
+	if (inode->nparts && u->stack->layers[inode->parts[0].layer].is_splice)
+		return inode->parts[0].layer;
+	return -1;
+}
+
+static bool in_splice(const struct ply_union *u, const struct ply_inode *dir)
+{
+	return domain_of(u, dir) >= 0;
+}
+
 /* Locks one or two directories for writing, pinned, in address order. */
 static int lock_dirs(const struct ply_union *u, struct ply_inode *a,
 		     struct ply_inode *b)
@@ -94,11 +108,15 @@ static int lower_has(const struct ply_union *u, const struct ply_inode *dir,
 enum upper_state { UPPER_NONE, UPPER_OBJECT, UPPER_WHITEOUT, UPPER_WH_FILE };
 
 static enum upper_state upper_state_of(const struct ply_inode *dir,
-				       const char *name)
+				       const char *name, bool plain)
 {
 	char wh[PLY_WH_PREFIX_LEN + NAME_MAX + 1];
 	struct stat st;
 
+	if (plain) /* inside a splice nothing is a marker */
+		return ply_sys_fstatat(upper_fd(dir), name, &st) == 0 ?
+			       UPPER_OBJECT :
+			       UPPER_NONE;
 	if (ply_sys_fstatat(upper_fd(dir), name, &st) == 0)
 		return ply_marker_is_whiteout(upper_fd(dir), name, &st,
 					      dir->parts[0].state) > 0 ?
@@ -306,7 +324,8 @@ int ply_dirop_create(const struct ply_union *u, struct ply_inode *dir,
 	r = lock_dirs(u, dir, dir);
 	if (r < 0)
 		return r;
-	r = ply_lookup_name(u->stack, dir->parts, dir->nparts, name, &lk);
+	r = ply_lookup_child(u->stack, dir->parts, dir->nparts, dir->snode,
+			     name, &lk);
 	if (r == 0) {
 		ply_lookup_release(&lk);
 		r = -EEXIST;
@@ -317,7 +336,7 @@ int ply_dirop_create(const struct ply_union *u, struct ply_inode *dir,
 	r = ply_sys_fstat(upper_fd(dir), &parent_st);
 	if (r < 0)
 		goto out;
-	state = upper_state_of(dir, name);
+	state = upper_state_of(dir, name, in_splice(u, dir));
 	if (state == UPPER_WHITEOUT || state == UPPER_WH_FILE)
 		r = create_over_whiteout(u, dir, name, state, what, &parent_st,
 					 ret_fd);
@@ -339,6 +358,8 @@ int ply_dirop_link(const struct ply_union *u, struct ply_inode *inode,
 
 	if (r < 0)
 		return r;
+	if (domain_of(u, inode) != domain_of(u, dir))
+		return -EXDEV;
 	r = ply_upper_copy_up(u, inode, 0);
 	if (r >= 0)
 		r = ply_upper_copy_up(u, dir, 0);
@@ -350,7 +371,8 @@ int ply_dirop_link(const struct ply_union *u, struct ply_inode *inode,
 	r = ply_inode_pin(u->table, inode);
 	if (r < 0)
 		goto out_dir;
-	r = ply_lookup_name(u->stack, dir->parts, dir->nparts, newname, &lk);
+	r = ply_lookup_child(u->stack, dir->parts, dir->nparts, dir->snode,
+			     newname, &lk);
 	if (r == 0) {
 		ply_lookup_release(&lk);
 		r = -EEXIST;
@@ -360,7 +382,7 @@ int ply_dirop_link(const struct ply_union *u, struct ply_inode *inode,
 		goto out;
 	/* linkat through /proc needs no privilege, unlike AT_EMPTY_PATH */
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", inode->parts[0].fd);
-	state = upper_state_of(dir, newname);
+	state = upper_state_of(dir, newname, in_splice(u, dir));
 	if (state != UPPER_WHITEOUT) {
 		r = ply_sys_linkat(AT_FDCWD, src, upper_fd(dir), newname,
 				   AT_SYMLINK_FOLLOW);
@@ -457,7 +479,8 @@ static int grab_child(const struct ply_union *u, struct ply_inode *dir,
 {
 	struct ply_inode *inode;
 	struct ply_lookup lk;
-	int r = ply_lookup_name(u->stack, dir->parts, dir->nparts, name, &lk);
+	int r = ply_lookup_child(u->stack, dir->parts, dir->nparts, dir->snode,
+				 name, &lk);
 
 	if (r < 0)
 		return r;
@@ -501,6 +524,10 @@ static int do_remove(const struct ply_union *u, struct ply_inode *dir,
 	r = grab_child(u, dir, name, &st, &child);
 	if (r < 0)
 		goto out;
+	if (child->snode) { /* a splice, or on the way to one: a mount point */
+		r = -EBUSY;
+		goto out_child;
+	}
 	if (rmdir != S_ISDIR(st.st_mode)) {
 		r = rmdir ? -ENOTDIR : -EISDIR;
 		goto out_child;
@@ -508,14 +535,19 @@ static int do_remove(const struct ply_union *u, struct ply_inode *dir,
 	if (rmdir) {
 		struct ply_dir listing;
 
-		r = ply_dir_read(u->stack, child->parts, child->nparts, 0, 0,
-				 &listing);
+		r = ply_dir_read_spliced(u->stack, child->parts, child->nparts,
+					 child->snode, 0, 0, &listing);
 		if (r < 0)
 			goto out_child;
 		r = listing.count > 2 ? -ENOTEMPTY : 0;
 		ply_dir_free(&listing);
 		if (r < 0)
 			goto out_child;
+	}
+	if (in_splice(u, dir)) { /* a plain tree: remove in place */
+		r = ply_sys_unlinkat(upper_fd(dir), name,
+				     rmdir ? AT_REMOVEDIR : 0);
+		goto out_child;
 	}
 	child_upper = u->stack->layers[child->parts[0].layer].is_upper;
 	lower = lower_has(u, dir, name);
@@ -668,8 +700,8 @@ static int merged_dir_empty(const struct ply_union *u,
 			    const struct ply_inode *inode)
 {
 	struct ply_dir listing;
-	int r = ply_dir_read(u->stack, inode->parts, inode->nparts, 0, 0,
-			     &listing);
+	int r = ply_dir_read_spliced(u->stack, inode->parts, inode->nparts,
+				     inode->snode, 0, 0, &listing);
 
 	if (r < 0)
 		return r;
@@ -685,7 +717,7 @@ static int stash_target_dir(const struct ply_union *u,
 			    char *tmp, size_t size)
 {
 	tmp[0] = '\0';
-	if (upper_state_of(dir, name) != UPPER_OBJECT)
+	if (upper_state_of(dir, name, in_splice(u, dir)) != UPPER_OBJECT)
 		return 0;
 	ply_workdir_temp_name(tmp, size);
 	return ply_sys_renameat2(upper_fd(dir), name, u->workfd, tmp,
@@ -696,7 +728,7 @@ static int move_in_upper(const struct ply_union *u, struct ply_inode *olddir,
 			 const char *oldname, struct ply_inode *newdir,
 			 const char *newname, bool need_whiteout)
 {
-	enum upper_state state = upper_state_of(newdir, newname);
+	enum upper_state state = upper_state_of(newdir, newname, in_splice(u, newdir));
 	bool atomic_wh = need_whiteout && u->stack->wh_format == PLY_WH_CHARDEV;
 	int r;
 
@@ -744,7 +776,9 @@ static int rename_locked(const struct ply_union *u, struct ply_inode *olddir,
 			if (r < 0)
 				return r;
 		}
-		r = stash_target_dir(u, newdir, newname, stash, sizeof(stash));
+		if (!in_splice(u, newdir)) /* a plain rename says ENOTEMPTY */
+			r = stash_target_dir(u, newdir, newname, stash,
+					     sizeof(stash));
 		if (r < 0)
 			return r;
 	}
@@ -787,6 +821,8 @@ int ply_dirop_rename(const struct ply_union *u, struct ply_inode *olddir,
 	r = check_new_name(newname);
 	if (r < 0)
 		return r;
+	if (domain_of(u, olddir) != domain_of(u, newdir))
+		return -EXDEV;
 	r = ply_upper_copy_up(u, olddir, 0);
 	if (r >= 0)
 		r = ply_upper_copy_up(u, newdir, 0);
@@ -796,6 +832,10 @@ int ply_dirop_rename(const struct ply_union *u, struct ply_inode *olddir,
 		r = prepare_moved(u, newdir, newname, exchange, &tgt);
 	if (r < 0)
 		goto out;
+	if (src->snode || (tgt && tgt->snode)) {
+		r = -EBUSY; /* a splice, or on the way to one: a mount point */
+		goto out;
+	}
 	if (src == tgt) { /* the same object under both names: nothing */
 		r = 0;
 		goto out;

@@ -35,6 +35,7 @@ static struct ply_inode *inode_new(struct ply_lookup *lk, const char *name)
 	}
 	inode->ino = lk->st.st_ino;
 	inode->type = lk->st.st_mode & S_IFMT;
+	inode->snode = lk->snode;
 	inode->parts = lk->parts;
 	inode->nparts = lk->nparts;
 	inode->fds_open = true;
@@ -466,4 +467,14 @@ void ply_inode_orphan(struct ply_inode_table *table, struct ply_inode *inode)
 	else
 		inode->orphan = true;
 	pthread_mutex_unlock(&table->lock);
+}
+
+int ply_inode_stat(const struct ply_stack *stack, const struct ply_inode *inode,
+		   struct stat *ret_st)
+{
+	if (!inode->nparts && inode->snode) {
+		*ret_st = inode->snode->vstat;
+		return 0;
+	}
+	return ply_object_stat(stack, inode->parts, inode->nparts, ret_st);
 }

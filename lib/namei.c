@@ -157,6 +157,25 @@ static int take_indexed(const struct ply_stack *stack, struct ply_lookup *lk,
 	return 1;
 }
 
+/* Inside a splice a tree is plain: no markers, nothing merged. */
+static int visit_plain(struct ply_lookup *lk, const struct ply_part *dir,
+		       const char *name)
+{
+	struct stat st;
+	int fd = ply_sys_open_path(dir->fd, name), r;
+
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	r = ply_sys_fstat(fd, &st);
+	if (r >= 0)
+		r = push_part(lk, dir->layer, fd, PLY_DIR_PLAIN, &st);
+	if (r < 0)
+		close(fd);
+	return r < 0 ? r : 0;
+}
+
 static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		       const struct ply_part *dir, const char *name,
 		       struct ply_trace *trace, char *redirect)
@@ -167,6 +186,8 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 	bool wh_file;
 	int fd, r;
 
+	if (stack->layers[dir->layer].is_splice)
+		return visit_plain(lk, dir, name);
 	fd = ply_sys_open_path(dir->fd, name);
 	if (fd == -ENOENT) {
 		wh_file = has_whiteout_file(dir->fd, name);
@@ -294,7 +315,7 @@ static int visit_redirected(const struct ply_stack *stack,
 
 	if (!redirect)
 		return -ENOMEM;
-	for (size_t j = first_layer; j < stack->nlayers && r > 0; j++) {
+	for (size_t j = first_layer; j < stack->nunion && r > 0; j++) {
 		struct ply_part dir = { .layer = (uint16_t)j };
 		const char *last;
 
@@ -333,7 +354,8 @@ int ply_lookup_traced(const struct ply_stack *stack,
 	r = ply_name_check(name);
 	if (r < 0)
 		return r;
-	if (ply_marker_name_reserved(name))
+	if (ply_marker_name_reserved(name) &&
+	    !(nparent && stack->layers[parent[0].layer].is_splice))
 		return -ENOENT;
 	redirect = malloc(PATH_MAX);
 	if (!redirect)
@@ -390,12 +412,74 @@ int ply_lookup_name(const struct ply_stack *stack,
 	return ply_lookup_traced(stack, parent, nparent, name, ret, NULL);
 }
 
+static int splice_root(const struct ply_stack *stack,
+		       const struct ply_snode *node, struct ply_lookup *ret)
+{
+	const struct ply_layer *layer = &stack->layers[node->layer];
+	struct ply_lookup lk = { .snode = node };
+	struct stat st;
+	int fd = fcntl(layer->fd, F_DUPFD_CLOEXEC, 0), r;
+
+	if (fd < 0)
+		return -errno;
+	r = ply_sys_fstat(fd, &st);
+	if (r >= 0)
+		r = push_part(&lk, (uint16_t)node->layer, fd, PLY_DIR_PLAIN,
+			      &st);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	r = ply_object_stat(stack, lk.parts, lk.nparts, &lk.st);
+	if (r < 0) {
+		ply_lookup_release(&lk);
+		return r;
+	}
+	*ret = lk;
+	return 0;
+}
+
+int ply_lookup_child(const struct ply_stack *stack,
+		     const struct ply_part *parent, size_t nparent,
+		     const struct ply_snode *snode, const char *name,
+		     struct ply_lookup *ret)
+{
+	const struct ply_snode *node = ply_snode_child(snode, name);
+	struct ply_lookup lk = { 0 };
+	int r;
+
+	if (node && node->layer >= 0)
+		return splice_root(stack, node, ret);
+	r = nparent ? ply_lookup_name(stack, parent, nparent, name, &lk) :
+		      -ENOENT;
+	if (!node) {
+		if (r >= 0)
+			*ret = lk;
+		return r;
+	}
+	/* on the way to a splice: a directory, whatever the layers say */
+	if (r >= 0 && !S_ISDIR(lk.st.st_mode)) {
+		ply_lookup_release(&lk);
+		r = -ENOENT;
+	}
+	if (r == -ENOENT) {
+		memset(&lk, 0, sizeof(lk));
+		lk.st = node->vstat;
+		r = 0;
+	}
+	if (r >= 0) {
+		lk.snode = node;
+		*ret = lk;
+	}
+	return r;
+}
+
 int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret)
 {
 	struct ply_lookup lk = { 0 };
 	int r = 0;
 
-	for (size_t i = 0; i < stack->nlayers && r >= 0; i++) {
+	for (size_t i = 0; i < stack->nunion && r >= 0; i++) {
 		enum ply_opaque state;
 		struct stat st;
 		int fd = ply_sys_openat(stack->layers[i].fd, ".",
@@ -427,6 +511,7 @@ int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret)
 		ply_lookup_release(&lk);
 		return r;
 	}
+	lk.snode = stack->splices;
 	*ret = lk;
 	return 0;
 }

@@ -114,6 +114,12 @@ void ply_options_free(struct ply_options *opts)
 	free(opts->upperdir);
 	free(opts->workdir);
 	free(opts->fuse_opts);
+	free(opts->volstore);
+	for (size_t i = 0; i < opts->nsplices; i++) {
+		free(opts->splices[i].source);
+		free(opts->splices[i].dest);
+	}
+	free(opts->splices);
 	ply_idmap_free(&opts->uidmap);
 	ply_idmap_free(&opts->gidmap);
 	ply_options_init(opts);
@@ -335,6 +341,58 @@ static int add_lowerdirs(struct ply_options *opts, const char *raw,
 	return r;
 }
 
+/* bind=SRC:DEST[:ro], volume=NAME:DEST[:ro][:nocopy]; "\:" escapes. */
+static int add_splice(struct ply_options *opts, const char *name,
+		      const char *raw, struct ply_err *err)
+{
+	struct ply_splice_spec spec = { 0 }, *grown;
+	char **parts = NULL;
+	size_t n = 0;
+	int r;
+
+	spec.kind = name[0] == 'b' ? PLY_SPLICE_BIND : PLY_SPLICE_VOLUME;
+	r = raw ? split(raw, ':', true, &parts, &n) : -EINVAL;
+	if (r < 0 || n < 2 || !parts[1][0] ||
+	    (spec.kind == PLY_SPLICE_BIND && !parts[0][0])) {
+		r = ply_err_set(err, -EINVAL,
+				"%s=%s: expected %s:DEST[:ro]%s", name,
+				raw ? raw : "",
+				spec.kind == PLY_SPLICE_BIND ? "SRC" : "NAME",
+				spec.kind == PLY_SPLICE_BIND ? "" :
+							       "[:nocopy]");
+		goto out;
+	}
+	for (size_t i = 2; i < n; i++) {
+		if (!strcmp(parts[i], "ro")) {
+			spec.ro = true;
+		} else if (!strcmp(parts[i], "rw")) {
+			spec.ro = false;
+		} else if (!strcmp(parts[i], "nocopy") &&
+			   spec.kind == PLY_SPLICE_VOLUME) {
+			spec.nocopy = true;
+		} else {
+			r = ply_err_set(err, -EINVAL,
+					"%s=%s: unknown flag '%s'", name, raw,
+					parts[i]);
+			goto out;
+		}
+	}
+	grown = realloc(opts->splices,
+			(opts->nsplices + 1) * sizeof(*opts->splices));
+	if (!grown) {
+		r = -ENOMEM;
+		goto out;
+	}
+	opts->splices = grown;
+	spec.source = parts[0];
+	spec.dest = parts[1];
+	parts[0] = parts[1] = NULL;
+	opts->splices[opts->nsplices++] = spec;
+out:
+	ply_strv_free(parts, n);
+	return r;
+}
+
 static int parse_one(struct ply_options *opts, const char *opt,
 		     struct ply_err *err)
 {
@@ -379,6 +437,10 @@ static int parse_one(struct ply_options *opts, const char *opt,
 					   v ? v : "");
 		return 0;
 	}
+	if (!strcmp(name, "bind") || !strcmp(name, "volume"))
+		return add_splice(opts, name, v, err);
+	if (!strcmp(name, "volstore") && v)
+		return set_path(&opts->volstore, name, v, err);
 	if (!strcmp(name, "uidmapping") || !strcmp(name, "gidmapping")) {
 		struct ply_idmap *map = name[0] == 'u' ? &opts->uidmap :
 							 &opts->gidmap;

@@ -57,6 +57,15 @@ enum ply_wh_format {
 	PLY_WH_FILE,     /* OCI ".wh.NAME" files and ".wh..wh..opq" */
 };
 
+/* bind=SRC:DEST[:ro] and volume=NAME:DEST[:ro][:nocopy] */
+enum ply_splice_kind { PLY_SPLICE_BIND, PLY_SPLICE_VOLUME };
+struct ply_splice_spec {
+	enum ply_splice_kind kind;
+	char *source; /* bind: a host path; volume: a name, "" anonymous */
+	char *dest;   /* the path in the merged tree, as given */
+	bool ro, nocopy;
+};
+
 struct ply_options {
 	char **lowerdirs; /* top first, as given (escapes removed) */
 	size_t nlower;
@@ -74,6 +83,9 @@ struct ply_options {
 	int64_t squash_uid, squash_gid; /* -1: not given */
 	bool static_nlink;           /* directories report st_nlink 1 */
 	int xattr_permissions;       /* 0, or 1/2: ownership kept in xattrs */
+	struct ply_splice_spec *splices;
+	size_t nsplices;
+	char *volstore; /* volstore=DIR, or NULL: the default store */
 	/* options accepted for compatibility but not implemented yet, each
 	 * named once so the daemon can warn about them */
 	char **unimplemented;
@@ -97,20 +109,30 @@ void ply_strv_free(char **v, size_t n);
 /* ---- stack.c: the layers, opened once, each reached only by its fd ------ */
 #define PLY_LAYER_ID_UPPER 0
 #define PLY_LAYER_ID_HASHED 1023
+#define PLY_LAYER_ID_VIRTUAL 1022 /* directories on the way to a splice */
 
 struct ply_layer {
 	char *path; /* absolute, for messages only */
 	int fd;     /* O_PATH|O_DIRECTORY of the layer root, owned */
 	dev_t dev;
 	ino_t ino;
-	uint16_t id; /* inode-number namespace: 0 upper, 1.. lowers */
+	uint16_t id; /* inode-number namespace: 0 upper, 1.. lowers, then
+		      * splices */
 	bool is_upper;
+	bool is_splice; /* a volume or bind: a plain tree, no markers, changed
+			 * in place */
+	bool ro;        /* a read-only splice */
 	bool override; /* objects may carry ownership in an override xattr */
 };
 
+struct ply_snode;
+
 struct ply_stack {
-	struct ply_layer *layers; /* upper (if any) first, then top..bottom */
+	struct ply_layer *layers; /* upper (if any) first, then top..bottom,
+				   * then the splices */
 	size_t nlayers;
+	size_t nunion;            /* upper and lowers: layers[0..nunion) */
+	struct ply_snode *splices; /* the tree of splice paths, or NULL */
 	bool has_upper;
 	int workfd; /* O_PATH of workdir, or -1 */
 	char *workdir;
@@ -134,6 +156,31 @@ void ply_stack_close(struct ply_stack *stack);
  * device 0/0 whiteouts. forced, unless PLY_WH_AUTO, is checked instead. */
 int ply_stack_probe_upper(struct ply_stack *stack, int workfd,
 			  enum ply_wh_format forced, struct ply_err *err);
+
+/* ---- splice.c: volumes and binds grafted into the merged tree ---------- */
+/* One node per path component on the way to a splice's DEST. */
+struct ply_snode {
+	char *name;
+	struct ply_snode *children;
+	size_t nchildren;
+	int layer;          /* the splice's layer, or -1: a directory on the
+			     * way to one */
+	uint64_t ino;       /* st_ino of what stands here */
+	unsigned char type; /* DT_DIR, or DT_REG etc. for a file bind */
+	struct stat vstat;  /* for a directory on the way that no layer has */
+};
+
+/* Adds a splice of the object source_fd (O_PATH; taken over) at dest,
+ * checking dest: a plain relative-or-absolute path without "." or "..",
+ * not given twice. */
+int ply_splice_add(struct ply_stack *stack, const struct ply_splice_spec *spec,
+		   int source_fd, const char *source_label, struct ply_err *err);
+/* Refuses a DEST that crosses a symlink or a non-directory in the
+ * merged view of the layers. */
+int ply_splice_check(const struct ply_stack *stack, struct ply_err *err);
+const struct ply_snode *ply_snode_child(const struct ply_snode *node,
+					const char *name);
+void ply_splice_free(struct ply_snode *root);
 
 /* ---- ino.c: stable, unique inode numbers (see docs/inode-numbers.md) ---- */
 #define PLY_INO_BITS 54
@@ -215,8 +262,10 @@ struct ply_part {
 
 struct ply_lookup {
 	struct stat st; /* of the topmost part, st_ino composed */
-	struct ply_part *parts;
+	struct ply_part *parts; /* none for a directory on the way to a
+				 * splice that no layer holds */
 	size_t nparts;
+	const struct ply_snode *snode; /* its place in the splice tree */
 };
 
 /* The name of the index entry for the lower object of st_ino ino. */
@@ -253,6 +302,13 @@ int ply_lookup_traced(const struct ply_stack *stack,
 		      const struct ply_part *parent, size_t nparent,
 		      const char *name, struct ply_lookup *ret,
 		      struct ply_trace *trace);
+/* ply_lookup_name in a directory that has a place in the splice tree
+ * (snode, NULL for none): a splice standing at name wins, and a directory
+ * on the way to one shows even where no layer has it. */
+int ply_lookup_child(const struct ply_stack *stack,
+		     const struct ply_part *parent, size_t nparent,
+		     const struct ply_snode *snode, const char *name,
+		     struct ply_lookup *ret);
 /* Builds the root: every layer's root, merged. */
 int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret);
 void ply_lookup_release(struct ply_lookup *lk);
@@ -346,6 +402,44 @@ int ply_override_read(int fd, struct stat *st);
 int ply_override_write(int fd, const char *name, uid_t uid, gid_t gid,
 		       mode_t mode);
 
+/* ---- volstore.c: named volumes that outlive mounts ---------------------- */
+/* The store: STORE/volumes/NAME/_data holds a volume's files; next to it,
+ * a lock file that every mount using the volume holds shared, and a
+ * record of those mounts. Metadata is written atomically (temp + rename),
+ * and creation races between processes are settled by mkdir. */
+struct ply_volstore {
+	int fd;     /* O_PATH of STORE */
+	char *path; /* absolute, for messages */
+};
+
+/* The default store: $XDG_DATA_HOME/plyfs (~/.local/share/plyfs) for a
+ * user, /var/lib/plyfs for root. Returns a malloc'd path. */
+char *ply_volstore_default_path(void);
+/* Opens (creating when asked) the store at path (NULL: the default). */
+int ply_volstore_open(const char *path, bool create, struct ply_volstore *ret,
+		      struct ply_err *err);
+void ply_volstore_close(struct ply_volstore *vs);
+/* Valid volume names: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 bytes. */
+bool ply_volstore_name_ok(const char *name);
+/* Creates volume name if missing; name NULL or "" makes an anonymous one
+ * with a random 64-hex-digit name. *ret_name (malloc'd) is the name,
+ * *ret_created whether it is new. */
+int ply_volstore_create(const struct ply_volstore *vs, const char *name,
+			char **ret_name, bool *ret_created,
+			struct ply_err *err);
+/* Marks the volume used by the mount at mountpoint for as long as
+ * *ret_lockfd stays open, and opens its data directory (O_PATH). */
+int ply_volstore_attach(const struct ply_volstore *vs, const char *name,
+			const char *mountpoint, int *ret_datafd,
+			int *ret_lockfd, struct ply_err *err);
+/* Is the directory fd (O_PATH is fine) empty? 1 yes, 0 no. */
+int ply_dir_is_empty(int fd);
+/* Copies the merged directory made of parts, with all it holds, into the
+ * empty directory dst: owners, modes, times, xattrs (not private ones),
+ * hard links and holes kept; never follows a symlink. */
+int ply_populate(const struct ply_stack *stack, const struct ply_part *parts,
+		 size_t nparts, int dst);
+
 /* ---- which.c: where a path comes from (plyctl which) ------------------- */
 enum ply_which_role {
 	PLY_ROLE_PROVIDES, /* the topmost object: what the view shows */
@@ -386,6 +480,7 @@ struct ply_inode {
 	pthread_rwlock_t lock; /* protects parts (they change on copy-up) */
 	struct ply_part *parts;
 	size_t nparts;
+	const struct ply_snode *snode; /* its place in the splice tree */
 	pthread_mutex_t fd_lock; /* serializes reopening the part fds */
 	/* protected by the table lock: */
 	uint64_t nlookup;  /* kernel references */
@@ -434,6 +529,10 @@ int ply_inode_move(struct ply_inode_table *table, struct ply_inode *inode,
  * open until the kernel forgets it, as it can no longer be reopened by
  * name. The caller holds a pin, which this takes over. */
 void ply_inode_orphan(struct ply_inode_table *table, struct ply_inode *inode);
+/* The stat of a merged object, or of a directory on the way to a splice
+ * that no layer holds. The caller holds a pin. */
+int ply_inode_stat(const struct ply_stack *stack, const struct ply_inode *inode,
+		   struct stat *ret_st);
 /* Makes sure inode's part fds are open and keeps them so until unpin. */
 int ply_inode_pin(struct ply_inode_table *table, struct ply_inode *inode);
 void ply_inode_unpin(struct ply_inode_table *table, struct ply_inode *inode);
@@ -517,6 +616,12 @@ struct ply_dir {
 int ply_dir_read(const struct ply_stack *stack, const struct ply_part *parts,
 		 size_t nparts, uint64_t self_ino, uint64_t parent_ino,
 		 struct ply_dir *ret);
+/* ply_dir_read of a directory with a place in the splice tree: the
+ * splices and the directories on the way to them are listed too. */
+int ply_dir_read_spliced(const struct ply_stack *stack,
+			 const struct ply_part *parts, size_t nparts,
+			 const struct ply_snode *snode, uint64_t self_ino,
+			 uint64_t parent_ino, struct ply_dir *ret);
 void ply_dir_free(struct ply_dir *dir);
 
 /* ---- diff.c: what the upper layer changes (plyctl diff, commit) -------- */

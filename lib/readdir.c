@@ -191,6 +191,10 @@ static int take_name(struct builder *b, const struct ply_stack *stack,
 	size_t off;
 	int r;
 
+	if (layer->is_splice) /* a plain tree: every name is itself */
+		return add_entry(b, name,
+				 ply_ino_compose(layer, layer->dev, de->d_ino),
+				 type, part->layer);
 	if (ply_marker_name_reserved(name)) {
 		target = ply_marker_whiteout_target(name);
 		if (!target)
@@ -264,19 +268,58 @@ static int read_layer(struct builder *b, const struct ply_stack *stack,
 	return r;
 }
 
+/* The splices and the directories on the way to them stand over
+ * whatever the layers list under their names. */
+static int add_splices(struct builder *b, const struct ply_snode *snode)
+{
+	struct ply_dir *dir = b->dir;
+
+	for (size_t i = 0; snode && i < snode->nchildren; i++) {
+		const struct ply_snode *child = &snode->children[i];
+		bool found = false;
+
+		for (size_t e = 2; e < dir->count && !found; e++) {
+			if (strcmp(dir->pool + b->entry_off[e], child->name))
+				continue;
+			dir->entries[e].ino = child->ino;
+			dir->entries[e].type = child->type;
+			found = true;
+		}
+		if (!found) {
+			int r = add_entry(b, child->name, child->ino,
+					  child->type, 0);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 int ply_dir_read(const struct ply_stack *stack, const struct ply_part *parts,
 		 size_t nparts, uint64_t self_ino, uint64_t parent_ino,
 		 struct ply_dir *ret)
+{
+	return ply_dir_read_spliced(stack, parts, nparts, NULL, self_ino,
+				    parent_ino, ret);
+}
+
+int ply_dir_read_spliced(const struct ply_stack *stack,
+			 const struct ply_part *parts, size_t nparts,
+			 const struct ply_snode *snode, uint64_t self_ino,
+			 uint64_t parent_ino, struct ply_dir *ret)
 {
 	struct ply_dir dir = { 0 };
 	struct builder b = { .dir = &dir };
 	int r;
 
-	r = add_entry(&b, ".", self_ino, DT_DIR, parts[0].layer);
+	r = add_entry(&b, ".", self_ino, DT_DIR, nparts ? parts[0].layer : 0);
 	if (r >= 0)
-		r = add_entry(&b, "..", parent_ino, DT_DIR, parts[0].layer);
+		r = add_entry(&b, "..", parent_ino, DT_DIR,
+			      nparts ? parts[0].layer : 0);
 	for (size_t i = 0; i < nparts && r >= 0; i++)
 		r = read_layer(&b, stack, &parts[i]);
+	if (r >= 0)
+		r = add_splices(&b, snode);
 	free(b.seen.slots);
 	free(b.seen.recs);
 	free(b.pending);

@@ -177,6 +177,7 @@ int ply_stack_open(struct ply_stack *stack, const struct ply_options *opts,
 		layer->id = next_id++;
 		stack->nlayers++;
 	}
+	stack->nunion = stack->nlayers;
 	r = check_distinct(stack, err);
 	if (r < 0)
 		goto fail;
@@ -236,6 +237,7 @@ void ply_stack_close(struct ply_stack *stack)
 	free(stack->layers);
 	ply_sys_close(stack->workfd);
 	ply_sys_close(stack->indexfd);
+	ply_splice_free(stack->splices);
 	free(stack->workdir);
 	memset(stack, 0, sizeof(*stack));
 	stack->workfd = -1;

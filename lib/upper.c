@@ -129,6 +129,44 @@ static int record_override(const struct ply_union *u,
 
 /* Copies inode up, its parent being in the upper already. Called with
  * inode->lock held for writing and inode pinned. */
+/* A directory on the way to a splice that no layer holds comes into the
+ * upper as a plain directory, when something is created in it. */
+static int make_virtual_real(const struct ply_union *u, struct ply_inode *inode)
+{
+	struct ply_inode *parent = inode->parent;
+	struct ply_part *parts = calloc(1, sizeof(*parts));
+	struct stat st;
+	int fd, r;
+
+	if (!parts)
+		return -ENOMEM;
+	r = ply_inode_pin(u->table, parent);
+	if (r < 0) {
+		free(parts);
+		return r;
+	}
+	r = ply_sys_mkdirat(parent->parts[0].fd, inode->name, 0755);
+	fd = r < 0 && r != -EEXIST ? r :
+				     ply_sys_openat(parent->parts[0].fd,
+						    inode->name,
+						    O_PATH | O_DIRECTORY |
+							    O_NOFOLLOW,
+						    0);
+	ply_inode_unpin(u->table, parent);
+	r = fd < 0 ? fd : ply_sys_fstat(fd, &st);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		free(parts);
+		return r;
+	}
+	parts[0] = (struct ply_part){ .layer = 0, .fd = fd,
+				      .dev = st.st_dev, .ino = st.st_ino,
+				      .origin = inode->ino };
+	ply_inode_set_parts(u->table, inode, parts, 1);
+	return 0;
+}
+
 static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 			  unsigned flags)
 {
@@ -290,6 +328,9 @@ int ply_upper_copy_up(const struct ply_union *u, struct ply_inode *inode,
 	struct ply_inode *parent;
 	int r = -EAGAIN;
 
+	if (inode->nparts && u->stack->layers[inode->parts[0].layer].is_splice)
+		/* a splice is changed in place */
+		return u->stack->layers[inode->parts[0].layer].ro ? -EROFS : 0;
 	if (!u->stack->has_upper)
 		return -EROFS;
 	if (inode == u->table->root)
@@ -310,6 +351,8 @@ int ply_upper_copy_up(const struct ply_union *u, struct ply_inode *inode,
 		pthread_rwlock_wrlock(&inode->lock);
 		if (inode->parent != parent)
 			r = -EAGAIN;
+		else if (!inode->nparts)
+			r = make_virtual_real(u, inode);
 		else if (!has_upper_part(u, inode))
 			r = copy_up_locked(u, inode, flags);
 		else if (inode->parts[0].metacopy && want_data)

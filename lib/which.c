@@ -237,7 +237,7 @@ int ply_which(const struct ply_stack *stack, const char *path,
 		last_layer = cut->layer;
 	}
 	/* whatever lies below where the walk stopped is shadowed or hidden */
-	for (size_t i = (size_t)last_layer + 1; i < stack->nlayers; i++) {
+	for (size_t i = (size_t)last_layer + 1; i < stack->nunion; i++) {
 		struct ply_which_row *row;
 		struct stat st;
 

@@ -13,6 +13,12 @@ struct command {
 static const struct command commands[] = {
 	{ "which", plyctl_which,
 	  "which layer provides a path, and what it shadows or what hides it" },
+	{ "diff", plyctl_diff, "what the upper layer changed (A, C, D)" },
+	{ "commit", plyctl_commit,
+	  "the upper layer's changes as a new layer (directory or OCI tar)" },
+	{ "export", plyctl_export, "the merged view as a tar archive" },
+	{ "import", plyctl_import,
+	  "unpack an OCI layer tar into a layer directory" },
 };
 
 static void usage(FILE *out)

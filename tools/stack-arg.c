@@ -1,6 +1,47 @@
 /* stack-arg.c: the stack argument every subcommand takes, in plyfs's own
- * -o syntax, opened read-only for offline work. */
+ * -o syntax, opened read-only for offline work. Offline, an upperdir needs
+ * no workdir: nothing is written; a workdir given lends its hard-link
+ * index, so that names of a hard-linked lower file show its upper copy. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "plyctl.h"
+
+/* Opens a stack whose upperdir comes without a workdir: as a stack whose
+ * top lower layer is the upper, relabelled as the upper afterwards. */
+static int open_without_workdir(struct ply_options *opts,
+				 struct ply_stack *ret, struct ply_err *err)
+{
+	char **lowers = calloc(opts->nlower + 1, sizeof(*lowers));
+	char **saved = opts->lowerdirs;
+	size_t nsaved = opts->nlower;
+	int r;
+
+	if (!lowers)
+		return ply_err_set(err, -ENOMEM, "out of memory");
+	lowers[0] = opts->upperdir;
+	memcpy(lowers + 1, saved, nsaved * sizeof(*lowers));
+	opts->lowerdirs = lowers;
+	opts->nlower = nsaved + 1;
+	opts->upperdir = NULL;
+	r = ply_stack_open(ret, opts, err);
+	opts->upperdir = lowers[0];
+	opts->lowerdirs = saved;
+	opts->nlower = nsaved;
+	free(lowers);
+	if (r < 0)
+		return r;
+	ret->layers[0].is_upper = true;
+	ret->layers[0].id = PLY_LAYER_ID_UPPER;
+	/* the ids after it move down by the one the upper took */
+	for (size_t i = 1; i < ret->nlayers; i++)
+		ret->layers[i].id--;
+	ret->has_upper = true;
+	return 0;
+}
 
 int plyctl_open_stack(const char *optstr, struct ply_stack *ret,
 		      struct ply_err *err)
@@ -10,8 +51,17 @@ int plyctl_open_stack(const char *optstr, struct ply_stack *ret,
 
 	ply_options_init(&opts);
 	r = ply_options_parse(&opts, optstr, err);
-	if (r >= 0)
+	if (r >= 0 && opts.upperdir && !opts.workdir && opts.nlower)
+		r = open_without_workdir(&opts, ret, err);
+	else if (r >= 0)
 		r = ply_stack_open(ret, &opts, err);
 	ply_options_free(&opts);
+	if (r >= 0 && ret->workfd >= 0 && ret->indexfd < 0) {
+		int fd = openat(ret->workfd, PLY_LINKS_SUBDIR,
+				O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd >= 0)
+			ret->indexfd = fd;
+	}
 	return r;
 }
