@@ -133,7 +133,8 @@ void plyfs_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	n = plyfs_use(fs, inode);
 	if (n >= 0) {
-		n = ply_sys_readlinkat(inode->parts[0].fd, "", buf,
+		n = !inode->nparts ? -EINVAL :
+		    ply_sys_readlinkat(inode->parts[0].fd, "", buf,
 				       sizeof(buf));
 		plyfs_done(fs, inode);
 	}

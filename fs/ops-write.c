@@ -185,7 +185,9 @@ static int do_fsyncdir(struct plyfs *fs, struct ply_inode *inode, int datasync)
 
 	if (r < 0)
 		return r;
-	if (fs->stack.layers[inode->parts[0].layer].is_upper) {
+	if (inode->nparts &&
+	    (fs->stack.layers[inode->parts[0].layer].is_upper ||
+	     fs->stack.layers[inode->parts[0].layer].is_splice)) {
 		fd = ply_sys_reopen(inode->parts[0].fd,
 				    O_RDONLY | O_DIRECTORY);
 		r = fd < 0 ? fd :

@@ -25,7 +25,10 @@ void plyfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	}
 	n = plyfs_use(fs, inode);
 	if (n >= 0) {
-		n = ply_sys_fd_getxattr(inode->parts[0].fd, name, buf, size);
+		/* a directory on the way to a splice has no xattrs */
+		n = inode->nparts ? ply_sys_fd_getxattr(inode->parts[0].fd,
+							name, buf, size) :
+				    -ENODATA;
 		plyfs_done(fs, inode);
 	}
 	if (n < 0)
@@ -90,7 +93,7 @@ void plyfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 	n = plyfs_use(fs, inode);
 	if (n >= 0) {
-		n = list_all(inode->parts[0].fd, &list);
+		n = inode->nparts ? list_all(inode->parts[0].fd, &list) : 0;
 		plyfs_done(fs, inode);
 	}
 	if (n < 0) {
