@@ -47,8 +47,10 @@ void plyfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)dir;
-	fi->cache_readdir = fs->read_only;
-	fi->keep_cache = fs->read_only;
+	/* every change to a directory goes through the kernel, which then
+	 * drops its cached listing itself */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) < 0) {
 		ply_dir_free(dir);
 		free(dir);
@@ -87,7 +89,8 @@ static size_t fill(fuse_req_t req, struct plyfs *fs, struct ply_inode *inode,
 			continue;
 		}
 		if (!is_dot_or_dotdot(de->name) &&
-		    plyfs_do_lookup(fs, inode, de->name, &e) < 0)
+		    plyfs_do_lookup_hint(fs, inode, de->name, de->layer, &e) <
+			    0)
 			continue; /* gone since opendir */
 		need = fuse_add_direntry_plus(req, buf + used, size - used,
 					      de->name, &e, (off_t)(i + 1));

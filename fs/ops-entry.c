@@ -26,18 +26,46 @@ void plyfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->time_gran = 1;
 }
 
+/* The part to start a lookup at when a listing already showed in which
+ * layer name first stands: in a directory of lower layers only (which
+ * never change), the layers above that one do not hold it. */
+static size_t first_part(struct plyfs *fs, const struct ply_inode *parent,
+			 int layer_hint)
+{
+	if (layer_hint < 0 || (parent->snode && parent->snode->nchildren))
+		return 0;
+	for (size_t i = 0; i < parent->nparts; i++) {
+		const struct ply_layer *l = &fs->stack.layers[parent->parts[i].layer];
+
+		if (l->is_upper || l->is_splice)
+			return 0;
+		if (parent->parts[i].layer == layer_hint)
+			return i;
+	}
+	return 0;
+}
+
 int plyfs_do_lookup(struct plyfs *fs, struct ply_inode *parent,
 		    const char *name, struct fuse_entry_param *ret_e)
 {
+	return plyfs_do_lookup_hint(fs, parent, name, -1, ret_e);
+}
+
+int plyfs_do_lookup_hint(struct plyfs *fs, struct ply_inode *parent,
+			 const char *name, int layer_hint,
+			 struct fuse_entry_param *ret_e)
+{
 	struct ply_inode *child;
 	struct ply_lookup lk;
+	size_t skip;
 	int r;
 
 	r = plyfs_use(fs, parent);
 	if (r < 0)
 		return r;
-	r = ply_lookup_child(&fs->stack, parent->parts, parent->nparts,
-			     parent->snode, name, &lk);
+	skip = first_part(fs, parent, layer_hint);
+	r = ply_lookup_child(&fs->stack, parent->parts + skip,
+			     parent->nparts - skip, parent->snode, name, &lk);
 	plyfs_done(fs, parent);
 	if (r < 0)
 		return r;

@@ -121,6 +121,11 @@ void plyfs_access(fuse_req_t req, fuse_ino_t ino, int mask);
 /* Looks name up under parent and takes a kernel reference on the result. */
 int plyfs_do_lookup(struct plyfs *fs, struct ply_inode *parent,
 		    const char *name, struct fuse_entry_param *ret_e);
+/* The same, knowing from a listing the layer where name first stands
+ * (-1: unknown). */
+int plyfs_do_lookup_hint(struct plyfs *fs, struct ply_inode *parent,
+			 const char *name, int layer_hint,
+			 struct fuse_entry_param *ret_e);
 
 /* ops-dir.c */
 void plyfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
