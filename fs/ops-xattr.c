@@ -23,14 +23,7 @@ void plyfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = plyfs_use(fs, inode);
-	if (n >= 0) {
-		/* a directory on the way to a splice has no xattrs */
-		n = inode->nparts ? ply_sys_fd_getxattr(inode->parts[0].fd,
-							name, buf, size) :
-				    -ENODATA;
-		plyfs_done(fs, inode);
-	}
+	n = ply_inode_getxattr(&fs->table, inode, name, buf, size);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (!size)

@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "ply.h"
@@ -477,4 +480,62 @@ int ply_inode_stat(const struct ply_stack *stack, const struct ply_inode *inode,
 		return 0;
 	}
 	return ply_object_stat(stack, inode->parts, inode->nparts, ret_st);
+}
+
+/* getxattr of parent_fd/name, the final name not followed. */
+static ssize_t getxattr_at(int parent_fd, const char *name, const char *xname,
+			   void *buf, size_t size)
+{
+	char path[64 + NAME_MAX];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", parent_fd, name);
+	n = lgetxattr(path, xname, buf, size);
+	return n < 0 ? -errno : n;
+}
+
+ssize_t ply_inode_getxattr(struct ply_inode_table *table,
+			   struct ply_inode *inode, const char *name,
+			   void *buf, size_t size)
+{
+	struct ply_inode *parent = NULL;
+	ssize_t n = -ENODATA;
+	bool open;
+
+	if (!inode->nparts)
+		return -ENODATA; /* on the way to a splice: none */
+	pthread_mutex_lock(&inode->fd_lock);
+	pthread_mutex_lock(&table->lock);
+	open = inode->fds_open || !inode->parent;
+	if (open) {
+		inode->pins++;
+		lru_remove(table, inode);
+	} else if (inode->parent->fds_open) {
+		parent = inode->parent;
+		parent->pins++;
+		lru_remove(table, parent);
+	}
+	pthread_mutex_unlock(&table->lock);
+	if (!open && parent) {
+		const struct ply_part *dir = part_in_layer(parent,
+							   inode->parts[0].layer);
+
+		n = dir ? getxattr_at(dir->fd, inode->name, name, buf, size) :
+			  -ESTALE;
+	}
+	pthread_mutex_unlock(&inode->fd_lock);
+	if (parent) {
+		ply_inode_unpin(table, parent);
+		return n;
+	}
+	if (!open) { /* neither is open: the slow way */
+		n = ply_inode_pin(table, inode);
+		if (n < 0)
+			return n;
+	}
+	pthread_rwlock_rdlock(&inode->lock);
+	n = ply_sys_fd_getxattr(inode->parts[0].fd, name, buf, size);
+	pthread_rwlock_unlock(&inode->lock);
+	ply_inode_unpin(table, inode);
+	return n;
 }

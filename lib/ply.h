@@ -432,6 +432,42 @@ int ply_volstore_create(const struct ply_volstore *vs, const char *name,
 int ply_volstore_attach(const struct ply_volstore *vs, const char *name,
 			const char *mountpoint, int *ret_datafd,
 			int *ret_lockfd, struct ply_err *err);
+/* What plyctl volume needs (added with the store): the names of the
+ * volumes, sorted; -ENOENT never (a missing store holds none). */
+int ply_volstore_list(const struct ply_volstore *vs, char ***ret_names,
+		      size_t *ret_n, struct ply_err *err);
+/* Is the volume in use? 1 yes (*ret_mounts, when asked for, gets the
+ * mountpoints of the live mounts using it, sorted), 0 no. Records of
+ * mounts that are gone are removed on the way. */
+int ply_volstore_in_use(const struct ply_volstore *vs, const char *name,
+			char ***ret_mounts, size_t *ret_n,
+			struct ply_err *err);
+struct ply_volume_info {
+	char *name;
+	char *data_path;   /* STORE/volumes/NAME/_data */
+	char created[40];  /* RFC 3339, UTC; "" when unknown */
+	bool anonymous;
+	bool in_use;
+	char **mountpoints; /* of the mounts using it (see _in_use) */
+	size_t nmountpoints;
+};
+int ply_volstore_inspect(const struct ply_volstore *vs, const char *name,
+			 struct ply_volume_info *ret, struct ply_err *err);
+void ply_volume_info_free(struct ply_volume_info *info);
+/* The space the volume's files take, as du counts it: st_blocks * 512 of
+ * everything in _data, each hard-linked inode once, no link followed. */
+int ply_volstore_size(const struct ply_volstore *vs, const char *name,
+		      uint64_t *ret_bytes, struct ply_err *err);
+/* Removes a volume nobody uses: -EBUSY, naming the mounts, when one does
+ * (there is no forcing that), -ENOENT when there is no such volume. */
+int ply_volstore_remove(const struct ply_volstore *vs, const char *name,
+			struct ply_err *err);
+/* Removes every unused anonymous volume (all: every unused volume),
+ * calling removed (may be NULL) for each. Returns the first failure,
+ * after trying them all. */
+int ply_volstore_prune(const struct ply_volstore *vs, bool all,
+		       void (*removed)(const char *name, void *ctx), void *ctx,
+		       struct ply_err *err);
 /* Is the directory fd (O_PATH is fine) empty? 1 yes, 0 no. */
 int ply_dir_is_empty(int fd);
 /* Copies the merged directory made of parts, with all it holds, into the
@@ -529,6 +565,12 @@ int ply_inode_move(struct ply_inode_table *table, struct ply_inode *inode,
  * open until the kernel forgets it, as it can no longer be reopened by
  * name. The caller holds a pin, which this takes over. */
 void ply_inode_orphan(struct ply_inode_table *table, struct ply_inode *inode);
+/* Reads xattr name of inode's top part. An inode whose fds the cache has
+ * closed is read by name through its parent (ls -l asks for an xattr of
+ * every file: reopening each would cost three more calls). */
+ssize_t ply_inode_getxattr(struct ply_inode_table *table,
+			   struct ply_inode *inode, const char *name,
+			   void *buf, size_t size);
 /* The stat of a merged object, or of a directory on the way to a splice
  * that no layer holds. The caller holds a pin. */
 int ply_inode_stat(const struct ply_stack *stack, const struct ply_inode *inode,
