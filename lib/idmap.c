@@ -24,9 +24,10 @@ int ply_idmap_parse(const char *spec, struct ply_idmap *ret)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < count; i++) {
-		ranges[i].presented =
-			(uint32_t)strtoul(parts[first + 3 * i], NULL, 10);
+		/* as fuse-overlayfs reads them: the on-disk id first */
 		ranges[i].ondisk =
+			(uint32_t)strtoul(parts[first + 3 * i], NULL, 10);
+		ranges[i].presented =
 			(uint32_t)strtoul(parts[first + 3 * i + 1], NULL, 10);
 		ranges[i].len =
 			(uint32_t)strtoul(parts[first + 3 * i + 2], NULL, 10);

@@ -32,9 +32,10 @@ void ply_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 enum ply_tristate { PLY_UNSET = -1, PLY_OFF = 0, PLY_ON = 1 };
 
 /* ---- idmap.c: uidmapping= and gidmapping= ------------------------------- */
-/* Ranges of "presented:ondisk:length": an object owned by an on-disk id
- * in a range is shown as the presented one, and the other way round for
- * what is written. No ranges: identity. Unmapped ids show as 65534. */
+/* Ranges of "ondisk:presented:length", as fuse-overlayfs reads them: an
+ * object owned by an on-disk id in a range is shown as the presented one,
+ * and the other way round for what is written. No ranges: identity.
+ * Unmapped ids show as 65534. */
 struct ply_idmap_range {
 	uint32_t presented, ondisk, len;
 };
@@ -715,5 +716,60 @@ struct ply_changes {
 int ply_diff_list(const struct ply_stack *stack, struct ply_changes *ret,
 		  struct ply_err *err);
 void ply_changes_free(struct ply_changes *c);
+
+/* ---- check.c: what is wrong in an upper and work directory -------------- */
+enum ply_problem_kind {
+	PLY_PROBLEM_TEMPORARY,        /* WORKDIR/work/#plyfs-*: left by a crash */
+	PLY_PROBLEM_WHITEOUT_NOTHING, /* a whiteout hiding no lower name */
+	PLY_PROBLEM_REDIRECT_NOWHERE, /* overlay.redirect to no lower directory */
+	PLY_PROBLEM_INDEX_ORPHAN,     /* a plyfs-index entry of no lower file */
+	PLY_PROBLEM_INDEX_UNLINKED,   /* a plyfs-index entry with nlink 1 */
+	PLY_PROBLEM_FOREIGN_MARKER,   /* a marker in a format (or xattr
+				       * namespace) the mount would not write */
+	PLY_PROBLEM_BAD_XATTR,        /* a malformed overlay.*, plyfs.* or
+				       * override xattr */
+};
+struct ply_problem {
+	enum ply_problem_kind kind;
+	const char *where; /* the object's path on the host */
+	const char *what;  /* one line on what is wrong */
+	bool repairable;   /* removing it leaves the merged view as it is */
+	int repaired;      /* 1 removed; 0 not asked; < 0 the removal's error */
+};
+struct ply_check_result {
+	size_t found, repaired;
+};
+typedef void (*ply_check_fn)(const struct ply_problem *p, void *ctx);
+/* The short name of a kind ("temporary", "whiteout-over-nothing", ...). */
+const char *ply_problem_name(enum ply_problem_kind kind);
+/* Takes the lock a mount holds on the workdir (WORKDIR/.plyfs.lock),
+ * without cleaning anything: -EBUSY while a mount runs. *ret_fd holds it
+ * until closed. */
+int ply_check_lock(const struct ply_stack *stack, int *ret_fd,
+		   struct ply_err *err);
+/* Checks the upper layer of stack (and its workdir, if it has one) and
+ * calls fn for each problem, in a stable order. Markers are judged
+ * against stack->wh_format and xattr_ns (as ply_stack_probe_upper set
+ * them). With repair, removes what is repairable. */
+int ply_check(const struct ply_stack *stack, bool repair, ply_check_fn fn,
+	      void *ctx, struct ply_check_result *ret, struct ply_err *err);
+
+/* ---- convert.c: a layer's markers rewritten in one format --------------- */
+struct ply_convert_result {
+	size_t whiteouts, opaques; /* written */
+	size_t dropped; /* whiteouts beside the name they hid, left out */
+};
+/* Called with a path from the layer root ("/a/b") and what was done. */
+typedef void (*ply_convert_warn_fn)(const char *path, const char *what,
+				    void *ctx);
+/* Rewrites every whiteout and opaque marker under the layer directory
+ * rootfd (O_PATH is fine), in whatever formats it holds them, as format
+ * to with overlay.* xattrs under xattr_ns ("trusted." or "user."; NULL
+ * only for PLY_WH_FILE); other overlay.* and plyfs.* xattrs move to
+ * xattr_ns. Directory times are kept. Not atomic: for a layer no mount
+ * is using. */
+int ply_convert_layer(int rootfd, enum ply_wh_format to, const char *xattr_ns,
+		      ply_convert_warn_fn warn, void *ctx,
+		      struct ply_convert_result *ret, struct ply_err *err);
 
 #endif

@@ -12,7 +12,8 @@
 #include "ply.h"
 #include "tree.h"
 
-/* The keep-id shape containers-storage passes, leading ':' included. */
+/* The keep-id shape containers-storage passes, leading ':' included:
+ * "ondisk:presented:length" triples, as fuse-overlayfs reads them. */
 static void test_runtime_keep_id(void **state)
 {
 	struct ply_idmap map = { 0 };
@@ -21,12 +22,12 @@ static void test_runtime_keep_id(void **state)
 					 &map),
 			 0);
 	assert_int_equal(map.n, 3);
-	/* on disk 0 is the runtime's user: shown as 1001, and back */
-	assert_int_equal(ply_idmap_to_presented(&map, 0), 1001);
-	assert_int_equal(ply_idmap_to_disk(&map, 1001), 0);
-	assert_int_equal(ply_idmap_to_presented(&map, 1), 0);
-	assert_int_equal(ply_idmap_to_disk(&map, 0), 1);
-	assert_int_equal(ply_idmap_to_presented(&map, 1001), 1000);
+	/* on disk 0..1000 show as 1..1001, 1001 as 0, the rest as they are */
+	assert_int_equal(ply_idmap_to_presented(&map, 0), 1);
+	assert_int_equal(ply_idmap_to_disk(&map, 1), 0);
+	assert_int_equal(ply_idmap_to_presented(&map, 1000), 1001);
+	assert_int_equal(ply_idmap_to_presented(&map, 1001), 0);
+	assert_int_equal(ply_idmap_to_disk(&map, 0), 1001);
 	assert_int_equal(ply_idmap_to_presented(&map, 1002), 1002);
 	assert_int_equal(ply_idmap_to_presented(&map, 65536), 65536);
 	/* beyond every range: the overflow id, both ways */
@@ -47,14 +48,14 @@ static void test_range_edges(void **state)
 {
 	struct ply_idmap map = { 0 };
 
-	assert_int_equal(ply_idmap_parse("0:100000:65536", &map), 0);
+	assert_int_equal(ply_idmap_parse("100000:0:65536", &map), 0);
 	assert_int_equal(ply_idmap_to_presented(&map, 100000), 0);
 	assert_int_equal(ply_idmap_to_presented(&map, 165535), 65535);
 	assert_int_equal(ply_idmap_to_presented(&map, 165536),
 			 PLY_OVERFLOW_ID);
 	assert_int_equal(ply_idmap_to_presented(&map, 99999), PLY_OVERFLOW_ID);
 	/* a second parse replaces the ranges */
-	assert_int_equal(ply_idmap_parse("5:6:1", &map), 0);
+	assert_int_equal(ply_idmap_parse("6:5:1", &map), 0);
 	assert_int_equal(map.n, 1);
 	assert_int_equal(ply_idmap_to_presented(&map, 6), 5);
 	ply_idmap_free(&map);
