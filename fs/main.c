@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "plyfs.h"
@@ -232,6 +233,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se;
 	struct ply_err err = { "" };
 	char *mountpoint = NULL;
+	struct statfs sfs;
 	int r, status = EXIT_USAGE;
 
 	fs.work = (struct ply_workdir){ -1, -1, -1, -1 };
@@ -258,6 +260,14 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "plyfs: %s\n", err.msg);
 		goto out_options;
+	}
+	/* a crashed daemon's mount still answers stat from the kernel's
+	 * cache; statfs reaches the dead daemon and says so */
+	if (statfs(cli.mountpoint, &sfs) < 0 && errno == ENOTCONN) {
+		fprintf(stderr,
+			"plyfs: mountpoint %s: transport endpoint is not connected (a crashed mount: run fusermount3 -u %s first)\n",
+			cli.mountpoint, cli.mountpoint);
+		goto out_stack;
 	}
 	/* absolute: the daemon leaves its working directory behind */
 	mountpoint = realpath(cli.mountpoint, NULL);

@@ -49,8 +49,8 @@ void plyfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uint64_t)(uintptr_t)dir;
 	/* every change to a directory goes through the kernel, which then
 	 * drops its cached listing itself */
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
+	fi->cache_readdir = fs->read_only;
+	fi->keep_cache = fs->read_only;
 	if (fuse_reply_open(req, fi) < 0) {
 		ply_dir_free(dir);
 		free(dir);

@@ -214,7 +214,7 @@ static int change_xattr(struct plyfs *fs, struct ply_inode *inode,
 {
 	int r;
 
-	if (ply_xattr_is_private(name))
+	if (ply_xattr_is_private(name) && !plyfs_in_splice(fs, inode))
 		return -EPERM; /* as overlayfs answers for its own */
 	r = ply_upper_copy_up(&fs->u, inode, PLY_COPYUP_METACOPY);
 	if (r < 0)

@@ -15,7 +15,7 @@ void plyfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char *buf = NULL;
 	ssize_t n;
 
-	if (ply_xattr_is_private(name)) {
+	if (ply_xattr_is_private(name) && !plyfs_in_splice(fs, inode)) {
 		fuse_reply_err(req, EOPNOTSUPP); /* as overlayfs answers */
 		return;
 	}
@@ -60,14 +60,14 @@ static ssize_t list_all(int fd, char **ret)
 }
 
 /* Removes private names in place; returns the new length. */
-static size_t drop_private(char *list, size_t len)
+static size_t drop_private(char *list, size_t len, bool plain)
 {
 	size_t out = 0;
 
 	for (size_t pos = 0; pos < len;) {
 		size_t nlen = strlen(list + pos) + 1;
 
-		if (!ply_xattr_is_private(list + pos)) {
+		if (plain || !ply_xattr_is_private(list + pos)) {
 			memmove(list + out, list + pos, nlen);
 			out += nlen;
 		}
@@ -93,7 +93,7 @@ void plyfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, (int)-n);
 		return;
 	}
-	len = drop_private(list, (size_t)n);
+	len = drop_private(list, (size_t)n, plyfs_in_splice(fs, inode));
 	if (!size)
 		fuse_reply_xattr(req, len);
 	else if (size < len)

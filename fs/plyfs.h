@@ -102,6 +102,19 @@ static inline int plyfs_fd(struct fuse_file_info *fi)
 }
 void plyfs_file_free(struct plyfs_file *f);
 
+/* Is inode inside a splice: a plain tree where no name or xattr is one
+ * of our markers? */
+static inline bool plyfs_in_splice(struct plyfs *fs, struct ply_inode *inode)
+{
+	bool plain;
+
+	pthread_rwlock_rdlock(&inode->lock);
+	plain = inode->nparts &&
+		fs->stack.layers[inode->parts[0].layer].is_splice;
+	pthread_rwlock_unlock(&inode->lock);
+	return plain;
+}
+
 /* present.c: attributes as the mount shows them, and ids as the disk
  * stores them. */
 void plyfs_present(const struct plyfs *fs, struct stat *st);

@@ -21,15 +21,6 @@
 #define RENAME_WHITEOUT (1 << 2)
 #endif
 
-/* A name given for a new object: valid, and never one of our markers. */
-static int check_new_name(const char *name)
-{
-	int r = ply_name_check(name);
-
-	if (r < 0)
-		return r;
-	return ply_marker_name_reserved(name) ? -EINVAL : 0;
-}
 
 static int upper_fd(const struct ply_inode *dir)
 {
@@ -48,6 +39,27 @@ static int domain_of(const struct ply_union *u, const struct ply_inode *inode)
 static bool in_splice(const struct ply_union *u, const struct ply_inode *dir)
 {
 	return domain_of(u, dir) >= 0;
+}
+
+/* A name given for a new object: valid, and in the union never one of
+ * our markers (inside a splice, a plain tree, any name is itself). */
+static int check_new_name(const struct ply_union *u,
+			  const struct ply_inode *dir, const char *name)
+{
+	int r = ply_name_check(name);
+
+	if (r < 0)
+		return r;
+	return ply_marker_name_reserved(name) && !in_splice(u, dir) ? -EINVAL :
+								      0;
+}
+
+/* A splice, or a directory on the way to one, stands at name in dir: a
+ * mount point, which nothing may remove or rename (checked before any
+ * copy-up, so a refusal changes nothing). */
+static bool splice_at(const struct ply_inode *dir, const char *name)
+{
+	return ply_snode_child(dir->snode, name) != NULL;
 }
 
 /* Locks one or two directories for writing, pinned, in address order. */
@@ -314,7 +326,7 @@ int ply_dirop_create(const struct ply_union *u, struct ply_inode *dir,
 	enum upper_state state;
 	struct ply_lookup lk;
 	struct stat parent_st;
-	int r = check_new_name(name);
+	int r = check_new_name(u, dir, name);
 
 	if (r < 0)
 		return r;
@@ -354,7 +366,7 @@ int ply_dirop_link(const struct ply_union *u, struct ply_inode *inode,
 	enum upper_state state;
 	struct ply_lookup lk;
 	char src[64], tmp[64];
-	int r = check_new_name(newname);
+	int r = check_new_name(u, dir, newname);
 
 	if (r < 0)
 		return r;
@@ -386,6 +398,9 @@ int ply_dirop_link(const struct ply_union *u, struct ply_inode *inode,
 	if (state != UPPER_WHITEOUT) {
 		r = ply_sys_linkat(AT_FDCWD, src, upper_fd(dir), newname,
 				   AT_SYMLINK_FOLLOW);
+		if (r >= 0)
+			ply_nlink_adjust(u->stack->xattr_ns,
+					 inode->parts[0].fd, +1);
 		if (r >= 0 && state == UPPER_WH_FILE)
 			drop_wh_file(dir, newname);
 		goto out;
@@ -397,6 +412,9 @@ int ply_dirop_link(const struct ply_union *u, struct ply_inode *inode,
 				      0);
 		if (r < 0)
 			ply_sys_unlinkat(u->workfd, tmp, 0);
+		else
+			ply_nlink_adjust(u->stack->xattr_ns,
+					 inode->parts[0].fd, +1);
 	}
 out:
 	ply_inode_unpin(u->table, inode);
@@ -515,6 +533,8 @@ static int do_remove(const struct ply_union *u, struct ply_inode *dir,
 	bool child_upper;
 	int lower, r;
 
+	if (splice_at(dir, name))
+		return -EBUSY;
 	r = ply_upper_copy_up(u, dir, 0);
 	if (r < 0)
 		return r;
@@ -549,8 +569,13 @@ static int do_remove(const struct ply_union *u, struct ply_inode *dir,
 				     rmdir ? AT_REMOVEDIR : 0);
 		goto out_child;
 	}
-	child_upper = u->stack->layers[child->parts[0].layer].is_upper;
+	child_upper = u->stack->layers[child->parts[0].layer].is_upper &&
+		      !child->parts[0].indexed;
 	lower = lower_has(u, dir, name);
+	/* one name fewer for a file whose names share the index's copy */
+	if (!rmdir && child->parts[0].origin &&
+	    u->stack->layers[child->parts[0].layer].is_upper)
+		ply_nlink_adjust(u->stack->xattr_ns, child->parts[0].fd, -1);
 	if (lower < 0) {
 		r = lower;
 		goto out_child;
@@ -818,9 +843,11 @@ int ply_dirop_rename(const struct ply_union *u, struct ply_inode *olddir,
 	if ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
 	    (exchange && (flags & RENAME_NOREPLACE)))
 		return -EINVAL;
-	r = check_new_name(newname);
+	r = check_new_name(u, newdir, newname);
 	if (r < 0)
 		return r;
+	if (splice_at(olddir, oldname) || splice_at(newdir, newname))
+		return -EBUSY;
 	if (domain_of(u, olddir) != domain_of(u, newdir))
 		return -EXDEV;
 	r = ply_upper_copy_up(u, olddir, 0);

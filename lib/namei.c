@@ -75,6 +75,13 @@ int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
 		return r;
 	if (layer->override && ply_override_read(parts[0].fd, &st) < 0)
 		ply_debug("malformed override xattr in %s", layer->path);
+	if (parts[0].origin && S_ISREG(st.st_mode) && st.st_nlink > 1) {
+		nlink_t n;
+
+		/* shared through the index: the union's own count */
+		if (ply_nlink_read(parts[0].fd, &n) == 0)
+			st.st_nlink = n;
+	}
 	if (parts[0].origin)
 		st.st_ino = parts[0].origin;
 	else

@@ -177,7 +177,8 @@ struct ply_snode {
 int ply_splice_add(struct ply_stack *stack, const struct ply_splice_spec *spec,
 		   int source_fd, const char *source_label, struct ply_err *err);
 /* Refuses a DEST that crosses a symlink or a non-directory in the
- * merged view of the layers. */
+ * merged view of the layers; directories on the way that no layer holds
+ * take the owner of the merged root. */
 int ply_splice_check(const struct ply_stack *stack, struct ply_err *err);
 const struct ply_snode *ply_snode_child(const struct ply_snode *node,
 					const char *name);
@@ -240,7 +241,8 @@ int ply_marker_make_whiteout(const struct ply_stack *stack, int dirfd,
 int ply_marker_prepare_parent(const struct ply_stack *stack, int fd);
 int ply_marker_set_opaque(const struct ply_stack *stack, int fd);
 int ply_marker_set_impure(const struct ply_stack *stack, int fd);
-/* True for xattrs private to plyfs or overlayfs: hidden and unsettable. */
+/* True for xattrs private to plyfs or overlayfs: hidden and unsettable
+ * in the union (inside a splice, a plain tree, nothing is private). */
 bool ply_xattr_is_private(const char *name);
 
 /* ---- namei.c: looking a name up across the layers ----------------------- */
@@ -386,6 +388,13 @@ struct ply_copyup_req {
  * Any failure removes the temporary and leaves the upper as it was. On
  * success *ret_fd is an O_PATH fd of the new upper object. */
 int ply_copyup(const struct ply_copyup_req *req, int *ret_fd);
+/* The link count of a hard-linked lower file whose names share one upper
+ * copy (the index): kept in plyfs.nlink on that copy, as the names it has
+ * in the union, lower and upper. ply_nlink_adjust adds delta to it when
+ * it is there (a link made, a name removed). */
+int ply_nlink_read(int fd, nlink_t *ret);
+int ply_nlink_write(const char *xattr_ns, int fd, nlink_t n);
+void ply_nlink_adjust(const char *xattr_ns, int fd, int delta);
 /* Reads the origin st_ino a copy-up recorded on an upper object; -ENODATA
  * when there is none. */
 int ply_copyup_origin(int fd, uint64_t *ret_ino);
@@ -437,9 +446,10 @@ int ply_volstore_attach(const struct ply_volstore *vs, const char *name,
  * volumes, sorted; -ENOENT never (a missing store holds none). */
 int ply_volstore_list(const struct ply_volstore *vs, char ***ret_names,
 		      size_t *ret_n, struct ply_err *err);
-/* Is the volume in use? 1 yes (*ret_mounts, when asked for, gets the
- * mountpoints of the live mounts using it, sorted), 0 no. Records of
- * mounts that are gone are removed on the way. */
+/* Is the volume in use (does a mount hold its lock)? 1 yes (*ret_mounts,
+ * when asked for, gets the mountpoints of the mounts using it, sorted;
+ * the records of processes that are gone are left out while live ones
+ * remain), 0 no: then every record is stale and removed on the way. */
 int ply_volstore_in_use(const struct ply_volstore *vs, const char *name,
 			char ***ret_mounts, size_t *ret_n,
 			struct ply_err *err);

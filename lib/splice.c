@@ -220,6 +220,14 @@ static int check_level(const struct ply_stack *stack,
 	return 0;
 }
 
+static void own_like(struct ply_snode *node, const struct stat *root)
+{
+	node->vstat.st_uid = root->st_uid;
+	node->vstat.st_gid = root->st_gid;
+	for (size_t i = 0; i < node->nchildren; i++)
+		own_like(&node->children[i], root);
+}
+
 int ply_splice_check(const struct ply_stack *stack, struct ply_err *err)
 {
 	struct ply_lookup root;
@@ -230,6 +238,7 @@ int ply_splice_check(const struct ply_stack *stack, struct ply_err *err)
 	r = ply_lookup_root(stack, &root);
 	if (r < 0)
 		return r;
+	own_like(stack->splices, &root.st);
 	r = check_level(stack, stack->splices, root.parts, root.nparts, err);
 	ply_lookup_release(&root);
 	return r;

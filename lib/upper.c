@@ -59,10 +59,14 @@ static int link_from_index(const struct ply_union *u, struct ply_inode *inode,
 	return 1;
 }
 
+/* Records the first copy of a hard-linked lower file in the index, with
+ * the link count the union shows for it. */
 static void add_to_index(const struct ply_union *u, struct ply_inode *inode,
-			 int fd)
+			 int fd, nlink_t lower_nlink)
 {
 	char name[32];
+
+	ply_nlink_write(u->stack->xattr_ns, fd, lower_nlink);
 
 	ply_index_name(inode->ino, name, sizeof(name));
 	link_fd_at(fd, u->stack->indexfd, name); /* a racing name won: fine */
@@ -226,7 +230,7 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 	if (r >= 0 && u->stack->xattr_ns)
 		ply_marker_set_impure(u->stack, parent->parts[0].fd);
 	if (r >= 0 && shares_copy(u, &st))
-		add_to_index(u, inode, fd);
+		add_to_index(u, inode, fd, st.st_nlink);
 	if (r >= 0)
 		keep_parent_times(parent->parts[0].fd, &parent_st);
 out_parent:

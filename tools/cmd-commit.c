@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "plyctl.h"
+#include "progress.h"
 
 enum out_format { OUT_DIR, OUT_TAR, OUT_TGZ };
 
@@ -22,8 +23,11 @@ static void commit_usage(FILE *out)
 {
 	fputs("usage: plyctl commit -o lowerdir=TOP:...:BOTTOM,upperdir=U[,workdir=W]\n"
 	      "                     [--format=dir|tar|tar.gz] [--whiteout=chardev|xattr|file] OUT\n"
+	      "       plyctl commit --squash -o lowerdir=...[,upperdir=U[,workdir=W]]\n"
+	      "                     [--format=dir|tar|tar.gz] OUT\n"
 	      "Writes what the upper layer changes as a new layer OUT, to be stacked\n"
-	      "on the same lower layers:\n"
+	      "on the same lower layers; with --squash, the whole merged view of the\n"
+	      "stack (every layer flattened) as one layer that needs none below it:\n"
 	      "  dir     a layer directory (OUT new or empty); whiteouts and opaque\n"
 	      "          markers in the --whiteout format (default: chardev as root,\n"
 	      "          else xattr under user.)\n"
@@ -324,7 +328,12 @@ static int tar_change(struct committer *c, const struct ply_diff_entry *e)
 static int on_change(const struct ply_diff_entry *e, void *ctx)
 {
 	struct committer *c = ctx;
+	struct stat st;
 	int r;
+
+	if (e->now && fstat(ply_diff_data_part(e->now)->fd, &st) == 0)
+		plyctl_progress_add(S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0,
+				    1);
 
 	if (c->format != OUT_DIR)
 		return tar_change(c, e);
@@ -332,6 +341,99 @@ static int on_change(const struct ply_diff_entry *e, void *ctx)
 	if (r < 0)
 		return ply_err_set(c->err, r, "%s: %s", e->path, strerror(-r));
 	return r;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* --squash: every object of the merged view, as an added one, in
+ * ply_diff_walk's order (each directory before what it holds, names in
+ * bytewise order), so the output is as deterministic as a commit's. */
+static int squash_dir(struct committer *c, const struct ply_lookup *dir,
+		      char *path, size_t len)
+{
+	struct ply_dir listing;
+	const char **names;
+	size_t n = 0;
+	int r;
+
+	r = ply_dir_read(c->stack, dir->parts, dir->nparts, 0, 0, &listing);
+	if (r < 0)
+		return ply_err_set(c->err, r, "%s: listing: %s",
+				   len ? path : "/", strerror(-r));
+	names = calloc(listing.count, sizeof(*names));
+	if (!names) {
+		ply_dir_free(&listing);
+		return ply_err_set(c->err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 2; i < listing.count; i++)
+		names[n++] = listing.entries[i].name;
+	qsort(names, n, sizeof(*names), cmp_name);
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		size_t nlen = strlen(names[i]);
+		struct ply_diff_entry e = { .path = path,
+					    .kind = PLY_DIFF_ADDED,
+					    .in_upper = true };
+		struct ply_lookup lk;
+
+		if (len + nlen + 2 > PATH_MAX) {
+			r = ply_err_set(c->err, -ENAMETOOLONG,
+					"%s/%s: path too long", path, names[i]);
+			break;
+		}
+		path[len] = '/';
+		memcpy(path + len + 1, names[i], nlen + 1);
+		r = ply_lookup_name(c->stack, dir->parts, dir->nparts,
+				    names[i], &lk);
+		if (r == -ENOENT) {
+			r = 0; /* gone meanwhile */
+			continue;
+		}
+		if (r < 0) {
+			r = ply_err_set(c->err, r, "%s: %s", path,
+					strerror(-r));
+			break;
+		}
+		e.now = &lk;
+		r = on_change(&e, c);
+		if (r >= 0 && S_ISDIR(lk.st.st_mode))
+			r = squash_dir(c, &lk, path, len + 1 + nlen);
+		ply_lookup_release(&lk);
+	}
+	path[len] = '\0';
+	free(names);
+	ply_dir_free(&listing);
+	return r;
+}
+
+static int squash_walk(struct committer *c)
+{
+	struct ply_lookup root;
+	char *path = malloc(PATH_MAX);
+	int r;
+
+	if (!path)
+		return ply_err_set(c->err, -ENOMEM, "out of memory");
+	path[0] = '\0';
+	r = ply_lookup_root(c->stack, &root);
+	if (r < 0) {
+		free(path);
+		return ply_err_set(c->err, r, "the layer roots: %s",
+				   strerror(-r));
+	}
+	r = squash_dir(c, &root, path, 0);
+	ply_lookup_release(&root);
+	free(path);
+	return r;
+}
+
+static int walk(struct committer *c, bool squash)
+{
+	if (squash)
+		return squash_walk(c);
+	return ply_diff_walk(c->stack, on_change, c, c->err);
 }
 
 /* Modes and times of the directories written, deepest first. */
@@ -397,12 +499,15 @@ int plyctl_commit(int argc, char **argv)
 	struct ply_err err = { "" };
 	struct committer c = { .outfd = -1, .err = &err };
 	struct ply_stack stack;
+	bool squash = false;
 	int r;
 
 	for (int i = 1; i < argc; i++) {
 		if (plyctl_is_help(argv[i])) {
 			commit_usage(stdout);
 			return 0;
+		} else if (!strcmp(argv[i], "--squash")) {
+			squash = true;
 		} else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
 			optstr = argv[++i];
 		} else if (!strncmp(argv[i], "-o", 2) && argv[i][2]) {
@@ -460,22 +565,23 @@ int plyctl_commit(int argc, char **argv)
 		fprintf(stderr, "plyctl commit: %s\n", err.msg);
 		return PLYCTL_EXIT_USAGE;
 	}
-	if (!stack.has_upper) {
-		fprintf(stderr, "plyctl commit: the stack has no upperdir: nothing to commit\n");
+	if (!stack.has_upper && !squash) {
+		fprintf(stderr, "plyctl commit: the stack has no upperdir: nothing to commit (--squash flattens a stack of lower layers)\n");
 		ply_stack_close(&stack);
 		return PLYCTL_EXIT_USAGE;
 	}
 	c.stack = &stack;
+	plyctl_progress_begin(squash ? "squash" : "commit", 0);
 	if (c.format == OUT_DIR) {
 		r = c.outfd = open_out_dir(out, &err);
 		if (r >= 0)
-			r = ply_diff_walk(&stack, on_change, &c, &err);
+			r = walk(&c, squash);
 		if (r >= 0)
 			r = fix_dirs(&c);
 	} else {
 		r = plyctl_tar_open(out, c.format == OUT_TGZ, &c.tar, &err);
 		if (r >= 0) {
-			r = ply_diff_walk(&stack, on_change, &c, &err);
+			r = walk(&c, squash);
 			if (r < 0)
 				plyctl_tar_close(c.tar, NULL);
 			else
@@ -484,6 +590,7 @@ int plyctl_commit(int argc, char **argv)
 				unlink(out);
 		}
 	}
+	plyctl_progress_end();
 	if (c.outfd >= 0)
 		close(c.outfd);
 	for (size_t i = 0; i < c.nlinks; i++)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "plyctl.h"
+#include "progress.h"
 
 static void export_usage(FILE *out)
 {
@@ -66,6 +67,10 @@ static int export_one(struct exporter *x, const struct ply_lookup *dir,
 	} else {
 		r = plyctl_tar_object(x->tar, x->path, &st, lk.parts[0].fd,
 				      ply_diff_data_part(&lk)->fd, x->err);
+		plyctl_progress_add(S_ISREG(st.st_mode) ?
+					    (uint64_t)st.st_size :
+					    0,
+				    1);
 		if (r >= 0 && S_ISDIR(st.st_mode))
 			r = export_dir(x, &lk);
 	}
@@ -154,7 +159,9 @@ int plyctl_export(int argc, char **argv)
 	} else {
 		r = plyctl_tar_open(file, false, &x->tar, &err);
 		if (r >= 0) {
+			plyctl_progress_begin("export", 0);
 			r = export_dir(x, &root);
+			plyctl_progress_end();
 			if (r < 0)
 				plyctl_tar_close(x->tar, NULL);
 			else

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "plyctl.h"
+#include "progress.h"
 
 static void import_usage(FILE *out)
 {
@@ -518,9 +519,24 @@ int plyctl_import(int argc, char **argv)
 		close(im.rootfd);
 		return PLYCTL_EXIT_USAGE;
 	}
+	{
+		struct stat tst;
+
+		/* the bar follows the archive's own bytes, read so far */
+		plyctl_progress_begin("import",
+				      strcmp(tar, "-") && stat(tar, &tst) == 0 &&
+						      S_ISREG(tst.st_mode) ?
+					      (uint64_t)tst.st_size :
+					      0);
+	}
 	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK ||
-	       r == ARCHIVE_WARN)
+	       r == ARCHIVE_WARN) {
 		take_entry(&im, a, e);
+		plyctl_progress_add(0, 1);
+		plyctl_progress_set_bytes(
+			(uint64_t)archive_filter_bytes(a, -1));
+	}
+	plyctl_progress_end();
 	if (r != ARCHIVE_EOF) {
 		fprintf(stderr, "plyctl import: %s: %s\n", tar,
 			archive_error_string(a));

@@ -17,8 +17,16 @@ static const struct command commands[] = {
 	{ "commit", plyctl_commit,
 	  "the upper layer's changes as a new layer (directory or OCI tar)" },
 	{ "export", plyctl_export, "the merged view as a tar archive" },
+	{ "cp", plyctl_cp,
+	  "copy files out of a stack or into it (cp -a semantics)" },
+	{ "check", plyctl_check,
+	  "verify a stack's upper and workdir; --repair fixes what is safe" },
+	{ "convert", plyctl_convert,
+	  "rewrite a layer's whiteouts and opaque markers in one format" },
 	{ "import", plyctl_import,
 	  "unpack an OCI layer tar into a layer directory" },
+	{ "volume", plyctl_volume,
+	  "create, list, inspect and remove the volumes of a volume store" },
 };
 
 static void usage(FILE *out)

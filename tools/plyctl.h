@@ -15,6 +15,10 @@ int plyctl_diff(int argc, char **argv);
 int plyctl_export(int argc, char **argv);
 int plyctl_import(int argc, char **argv);
 int plyctl_commit(int argc, char **argv);
+int plyctl_cp(int argc, char **argv);
+int plyctl_check(int argc, char **argv);
+int plyctl_convert(int argc, char **argv);
+int plyctl_volume(int argc, char **argv);
 
 /* ---- objio.c: reading objects of a layer by their O_PATH fds ----------- */
 /* One xattr of an object. */

@@ -1289,3 +1289,171 @@ int h_kmount(const char *fstype, const char *source, const char *opts,
 	*ret = m;
 	return 0;
 }
+
+/* ---- robustness tests -------------------------------------------------- */
+
+unsigned h_scale(void)
+{
+	const char *s = getenv("PLY_STRESS_SCALE");
+	long v = s && *s ? strtol(s, NULL, 10) : 1;
+
+	return v < 1 ? 1 : v > 100000 ? 100000 : (unsigned)v;
+}
+
+unsigned h_seed(const char *what, unsigned def)
+{
+	const char *s = getenv("PLY_SEED");
+	unsigned seed = s && *s ? (unsigned)strtoul(s, NULL, 0) : def;
+
+	print_message("%s: seed %u (PLY_SEED=%u to repeat), scale %u\n", what,
+		      seed, seed, h_scale());
+	return seed;
+}
+
+void h_tmpfs_opts(const char *rel, const char *opts)
+{
+	const char *p = h_path("%s", rel);
+
+	h_need_root();
+	assert_true(cur->ntmpfs < H_MAX_TMPFS);
+	h_mkdir(rel);
+	if (mount("plyfs-test", p, "tmpfs", 0, opts) < 0)
+		fail_msg("mount tmpfs -o %s %s: %s", opts, p, strerror(errno));
+	pthread_mutex_lock(&cur->lock);
+	snprintf(cur->tmpfs[cur->ntmpfs++], PATH_MAX, "%s", p);
+	pthread_mutex_unlock(&cur->lock);
+}
+
+void h_crash(struct h_mount *m)
+{
+	int status;
+
+	assert_true(m->pid > 0);
+	kill(m->pid, SIGKILL);
+	if (h_wait(m->pid, H_EXIT_WAIT_MS, &status) < 0)
+		fail_msg("plyfs (pid %d) survives SIGKILL", m->pid);
+	pthread_mutex_lock(&cur->lock);
+	m->pid = 0;
+	pthread_mutex_unlock(&cur->lock);
+}
+
+void h_assert_alive(struct h_mount *m)
+{
+	int status;
+	pid_t pid;
+
+	if (m->pid > 0 && h_wait(m->pid, 0, &status) == 0) {
+		pthread_mutex_lock(&cur->lock);
+		m->pid = 0;
+		pthread_mutex_unlock(&cur->lock);
+		fail_msg("plyfs at %s died: status 0x%x (%s %d)", m->path,
+			 status,
+			 WIFSIGNALED(status) ? "signal" : "exit",
+			 WIFSIGNALED(status) ? WTERMSIG(status) :
+					       WEXITSTATUS(status));
+	}
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct stat st;
+
+		_exit(stat(m->path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 :
+									 1);
+	}
+	if (h_wait(pid, H_EXIT_WAIT_MS, &status) < 0) {
+		h_kill(pid);
+		fail_msg("stat %s: no answer within %d ms: the daemon hangs",
+			 m->path, H_EXIT_WAIT_MS);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("stat %s failed: the daemon does not answer",
+			 m->path);
+}
+
+int h_rm_at(int dirfd, const char *name)
+{
+	struct stat st, dst;
+	int fd, r = 0;
+	DIR *d;
+	struct dirent *de;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
+	if (fstat(dirfd, &dst) == 0 && dst.st_dev != st.st_dev)
+		return -EXDEV;
+	/* a directory we may not read or search: open it up first */
+	fchmodat(dirfd, name, 0700, 0);
+	fd = openat(dirfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		int e;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		e = h_rm_at(fd, de->d_name);
+		if (e < 0 && r == 0)
+			r = e;
+	}
+	closedir(d);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+int h_umount_diag(struct h_mount *m)
+{
+	int status;
+
+	if (m->kernel || m->pid <= 0)
+		return h_umount(m);
+	for (int i = 0; i < 8 && h_is_mountpoint(m->path); i++) {
+		if (!h_fusermount(m->path) && umount2(m->path, MNT_DETACH) < 0)
+			break;
+	}
+	if (h_wait(m->pid, H_EXIT_WAIT_MS, &status) == 0) {
+		pthread_mutex_lock(&cur->lock);
+		m->pid = 0;
+		m->active = false;
+		pthread_mutex_unlock(&cur->lock);
+		if (status != 0) {
+			char *err = h_slurp(m->errlog);
+
+			fprintf(stderr, "harness: plyfs exited 0x%x; stderr:\n%s",
+				status, err ? err : "");
+			free(err);
+		}
+		return status;
+	}
+	fprintf(stderr, "harness: plyfs (pid %d) still running %d ms after "
+			"the unmount; its threads:\n", m->pid, H_EXIT_WAIT_MS);
+	if (access("/usr/bin/gdb", X_OK) == 0) {
+		char pid[16];
+		pid_t g;
+		int gs;
+
+		snprintf(pid, sizeof(pid), "%d", m->pid);
+		fflush(NULL);
+		g = fork();
+		if (g == 0) {
+			/* onto our stderr */
+			dup2(2, 1);
+			syscall(SYS_close_range, 3U, ~0U, 0U);
+			execl("/usr/bin/gdb", "gdb", "-p", pid, "-batch", "-ex",
+			      "thread apply all bt", (char *)NULL);
+			_exit(127);
+		}
+		if (g > 0 && h_wait(g, H_RUN_WAIT_MS, &gs) < 0)
+			h_kill(g);
+	}
+	return h_umount(m);
+}

@@ -246,3 +246,28 @@ int h_kmount(const char *fstype, const char *source, const char *opts,
 	} while (0)
 
 #endif
+
+/* ---- robustness tests (crash, stress, fsx, hostile) -------------------- */
+/* PLY_STRESS_SCALE (default 1, at least 1): how many times longer the
+ * robustness tests run. */
+unsigned h_scale(void);
+/* The seed of a randomized test: $PLY_SEED if set, else def; printed. */
+unsigned h_seed(const char *what, unsigned def);
+/* Mounts a tmpfs with mount options opts (e.g. "size=8m") at rel (root;
+ * unmounted by teardown). */
+void h_tmpfs_opts(const char *rel, const char *opts);
+/* kill -9 of m's daemon, reaped; the mount is left dead ("Transport
+ * endpoint is not connected") and still ours to unmount. */
+void h_crash(struct h_mount *m);
+/* Fails the test unless m's daemon still runs and answers a stat of the
+ * mount's root within H_EXIT_WAIT_MS (the stat runs in a child, so a hung
+ * daemon fails the test instead of hanging it). */
+void h_assert_alive(struct h_mount *m);
+/* Removes name under dirfd and all it holds, with *at() calls only: for
+ * trees deeper than PATH_MAX. Never follows symlinks nor crosses mounts.
+ * 0 or -errno (the first error; it goes on with the rest). */
+int h_rm_at(int dirfd, const char *name);
+/* h_umount, but a daemon that does not exit within H_EXIT_WAIT_MS of the
+ * unmount has its threads' stacks printed (gdb, bounded) before it is
+ * killed. Returns what h_umount returns. */
+int h_umount_diag(struct h_mount *m);
