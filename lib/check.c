@@ -89,53 +89,6 @@ static void report(struct checker *c, enum ply_problem_kind kind,
 		c->fn(&p, c->ctx);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The names in directory fd (O_PATH is fine), sorted, "." and ".." left
- * out. */
-static int list_names(int fd, char ***ret, size_t *ret_n)
-{
-	int dfd = ply_sys_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
-	char **v = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
-
-	if (dfd < 0)
-		return dfd;
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == cap) {
-			char **grown = realloc(v, (cap = cap ? 2 * cap : 32) *
-							  sizeof(*v));
-
-			if (!grown)
-				goto nomem;
-			v = grown;
-		}
-		if (!(v[n] = strdup(de->d_name)))
-			goto nomem;
-		n++;
-	}
-	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_str);
-	*ret = v;
-	*ret_n = n;
-	return 0;
-nomem:
-	closedir(d);
-	ply_strv_free(v, n);
-	return -ENOMEM;
-}
 
 /* ---- the upper layer ---------------------------------------------------- */
 
@@ -411,7 +364,7 @@ static int check_dir(struct checker *c, const struct ply_lookup *dir)
 	size_t n;
 	int r;
 
-	r = list_names(dirfd, &names, &n);
+	r = ply_dir_names(dirfd, &names, &n);
 	if (r < 0)
 		return r;
 	ply_marker_dir_state(dirfd, &state);
@@ -433,7 +386,7 @@ static void check_temporaries(struct checker *c)
 
 	if (fd < 0)
 		return;
-	if (list_names(fd, &names, &n) == 0) {
+	if (ply_dir_names(fd, &names, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			if (strncmp(names[i], PLY_TEMP_PREFIX,
 				    strlen(PLY_TEMP_PREFIX)))
@@ -462,7 +415,7 @@ static void collect_linked(struct checker *c, const struct ply_layer *layer,
 	char **names;
 	size_t n;
 
-	if (depth > 4096 || list_names(dirfd, &names, &n) < 0)
+	if (depth > 4096 || ply_dir_names(dirfd, &names, &n) < 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
@@ -516,7 +469,7 @@ static void check_index(struct checker *c)
 
 	if (fd < 0)
 		return;
-	if (list_names(fd, &names, &n) == 0) {
+	if (ply_dir_names(fd, &names, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			uint64_t ino;
 			struct stat st;

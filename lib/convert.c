@@ -32,51 +32,6 @@ static void warn(struct converter *c, const char *name, const char *what)
 		c->warn(where, what, c->ctx);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int list_names(int fd, char ***ret, size_t *ret_n)
-{
-	int dfd = ply_sys_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
-	char **v = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
-
-	if (dfd < 0)
-		return dfd;
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == cap) {
-			char **grown = realloc(v, (cap = cap ? 2 * cap : 32) *
-							  sizeof(*v));
-
-			if (!grown)
-				goto nomem;
-			v = grown;
-		}
-		if (!(v[n] = strdup(de->d_name)))
-			goto nomem;
-		n++;
-	}
-	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_str);
-	*ret = v;
-	*ret_n = n;
-	return 0;
-nomem:
-	closedir(d);
-	ply_strv_free(v, n);
-	return -ENOMEM;
-}
 
 /* Moves overlay.* and plyfs.* xattrs other than the markers to the
  * chosen namespace. */
@@ -210,7 +165,7 @@ static int convert_dir(struct converter *c, int dirfd, unsigned depth)
 	r = ply_marker_dir_state(dirfd, &state);
 	if (r < 0)
 		return r;
-	r = list_names(dirfd, &names, &n);
+	r = ply_dir_names(dirfd, &names, &n);
 	if (r < 0)
 		return r;
 	/* take every marker out, then write them back in the one format */

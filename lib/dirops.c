@@ -164,6 +164,21 @@ static void drop_wh_file(const struct ply_inode *dir, const char *name)
 
 /* ---- creating ----------------------------------------------------------- */
 
+/* -EEXIST when the merged view (splices included) has name in dir. */
+static int refuse_existing(const struct ply_union *u,
+			   const struct ply_inode *dir, const char *name)
+{
+	struct ply_lookup lk;
+	int r = ply_lookup_child(u->stack, dir->parts, dir->nparts, dir->snode,
+				 name, &lk);
+
+	if (r == 0) {
+		ply_lookup_release(&lk);
+		return -EEXIST;
+	}
+	return r == -ENOENT ? 0 : r;
+}
+
 /* Gives a new object its owner, as far as this process may: as root the
  * caller's, with the group of a setgid parent directory. */
 static void set_owner(int dirfd, const char *name, const struct ply_new *what,
@@ -324,7 +339,6 @@ int ply_dirop_create(const struct ply_union *u, struct ply_inode *dir,
 		     int *ret_fd)
 {
 	enum upper_state state;
-	struct ply_lookup lk;
 	struct stat parent_st;
 	int r = check_new_name(u, dir, name);
 
@@ -336,14 +350,8 @@ int ply_dirop_create(const struct ply_union *u, struct ply_inode *dir,
 	r = lock_dirs(u, dir, dir);
 	if (r < 0)
 		return r;
-	r = ply_lookup_child(u->stack, dir->parts, dir->nparts, dir->snode,
-			     name, &lk);
-	if (r == 0) {
-		ply_lookup_release(&lk);
-		r = -EEXIST;
-		goto out;
-	}
-	if (r != -ENOENT)
+	r = refuse_existing(u, dir, name);
+	if (r < 0)
 		goto out;
 	r = ply_sys_fstat(upper_fd(dir), &parent_st);
 	if (r < 0)
@@ -364,7 +372,6 @@ int ply_dirop_link(const struct ply_union *u, struct ply_inode *inode,
 		   struct ply_inode *dir, const char *newname)
 {
 	enum upper_state state;
-	struct ply_lookup lk;
 	char src[64], tmp[64];
 	int r = check_new_name(u, dir, newname);
 
@@ -383,14 +390,8 @@ int ply_dirop_link(const struct ply_union *u, struct ply_inode *inode,
 	r = ply_inode_pin(u->table, inode);
 	if (r < 0)
 		goto out_dir;
-	r = ply_lookup_child(u->stack, dir->parts, dir->nparts, dir->snode,
-			     newname, &lk);
-	if (r == 0) {
-		ply_lookup_release(&lk);
-		r = -EEXIST;
-		goto out;
-	}
-	if (r != -ENOENT)
+	r = refuse_existing(u, dir, newname);
+	if (r < 0)
 		goto out;
 	/* linkat through /proc needs no privilege, unlike AT_EMPTY_PATH */
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", inode->parts[0].fd);

@@ -676,6 +676,11 @@ int ply_dir_read_spliced(const struct ply_stack *stack,
 			 const struct ply_snode *snode, uint64_t self_ino,
 			 uint64_t parent_ino, struct ply_dir *ret);
 void ply_dir_free(struct ply_dir *dir);
+/* The names in one real directory fd (O_PATH is fine), sorted, "." and
+ * ".." left out: a plain listing of one layer, for the tools. */
+int ply_dir_names(int fd, char ***ret, size_t *ret_n);
+/* strcmp for qsort over an array of strings. */
+int ply_strcmp_qsort(const void *a, const void *b);
 
 /* ---- diff.c: what the upper layer changes (plyctl diff, commit) -------- */
 /* The view now (every layer) against the view before (the lower layers

@@ -281,9 +281,13 @@ static int add_splices(struct builder *b, const struct ply_snode *snode)
 		for (size_t e = 2; e < dir->count && !found; e++) {
 			if (strcmp(dir->pool + b->entry_off[e], child->name))
 				continue;
+			found = true;
+			/* a directory the layers hold on the way to a splice
+			 * stays itself, as a lookup finds it */
+			if (child->layer < 0 && dir->entries[e].type == DT_DIR)
+				continue;
 			dir->entries[e].ino = child->ino;
 			dir->entries[e].type = child->type;
-			found = true;
 		}
 		if (!found) {
 			int r = add_entry(b, child->name, child->ino,
@@ -340,4 +344,52 @@ void ply_dir_free(struct ply_dir *dir)
 	free(dir->entries);
 	free(dir->pool);
 	memset(dir, 0, sizeof(*dir));
+}
+
+/* ---- a plain listing, for the tools ------------------------------------- */
+
+int ply_strcmp_qsort(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ply_dir_names(int fd, char ***ret, size_t *ret_n)
+{
+	int dfd = ply_sys_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (dfd < 0)
+		return dfd;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == cap) {
+			char **grown = realloc(v, (cap = cap ? 2 * cap : 32) *
+							  sizeof(*v));
+
+			if (!grown)
+				goto nomem;
+			v = grown;
+		}
+		if (!(v[n] = strdup(de->d_name)))
+			goto nomem;
+		n++;
+	}
+	closedir(d);
+	qsort(v, n, sizeof(*v), ply_strcmp_qsort);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+nomem:
+	closedir(d);
+	ply_strv_free(v, n);
+	return -ENOMEM;
 }

@@ -150,6 +150,11 @@ int ply_splice_add(struct ply_stack *stack, const struct ply_splice_spec *spec,
 	int r;
 
 	r = ply_sys_fstat(source_fd, &st);
+	/* layer ids take 10 bits, the last two reserved */
+	if (r >= 0 && stack->nlayers + 1 >= PLY_LAYER_ID_VIRTUAL)
+		r = ply_err_set(err, -E2BIG,
+				"too many layers and splices: at most %d in all",
+				PLY_LAYER_ID_VIRTUAL - 2);
 	if (r >= 0)
 		r = place(stack, spec->dest, &node, err);
 	if (r < 0) {

@@ -142,11 +142,6 @@ static int strv_push(char ***v, size_t *n, const char *s)
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Calls fn for each entry of the directory fd (O_PATH is fine) but "."
  * and "..". fn returns < 0 to stop with that result. */
 static int each_entry(int fd, int (*fn)(const char *name, unsigned char type,
@@ -699,7 +694,7 @@ static int read_records(int vfd, bool lock_free, char ***ret_mounts,
 	}
 	/* one mount may hold a volume twice (two splices): name it once */
 	if (rec.nlive > 1)
-		qsort(rec.live, rec.nlive, sizeof(*rec.live), cmp_str);
+		qsort(rec.live, rec.nlive, sizeof(*rec.live), ply_strcmp_qsort);
 	for (size_t i = 1; i < rec.nlive;) {
 		if (strcmp(rec.live[i], rec.live[i - 1])) {
 			i++;
@@ -917,7 +912,7 @@ int ply_volstore_list(const struct ply_volstore *vs, char ***ret_names,
 				   strerror(-r));
 	}
 	if (list.n > 1)
-		qsort(list.v, list.n, sizeof(*list.v), cmp_str);
+		qsort(list.v, list.n, sizeof(*list.v), ply_strcmp_qsort);
 	*ret_names = list.v;
 	*ret_n = list.n;
 	return 0;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 static void check_usage(FILE *out)
 {
 	fputs("usage: plyctl check -o lowerdir=TOP:...:BOTTOM,upperdir=U[,workdir=W][,whiteout=F] [--repair]\n"
+	      "       plyctl check MNT\n"
 	      "Verifies an unmounted stack and lists each problem, one a line:\n"
 	      "  temporary              WORKDIR/work/#plyfs-* left by a crash\n"
 	      "  whiteout-over-nothing  a whiteout in the upper hiding no lower name\n"
@@ -25,7 +27,9 @@ static void check_usage(FILE *out)
 	      "forces it). --repair removes temporaries, index-orphan and\n"
 	      "index-unlinked entries and whiteouts over nothing, which leaves the\n"
 	      "merged view as it is; the others are reported only (plyctl convert\n"
-	      "rewrites markers). A stack in use by a mount is refused.\n"
+	      "rewrites markers). A stack in use by a mount is refused; MNT, the\n"
+	      "mountpoint of a running plyfs, checks the stack it serves read-only\n"
+	      "(a temporary may then be a copy-up in progress; --repair is refused).\n"
 	      "Exit status: 0 no problem (left), 1 problems found (and not all\n"
 	      "repaired) or an error, 2 usage error.\n",
 	      out);
@@ -71,12 +75,13 @@ static int probe(struct ply_stack *stack, enum ply_wh_format forced,
 
 int plyctl_check(int argc, char **argv)
 {
-	const char *optstr = NULL;
+	const char *optstr = NULL, *mnt = NULL;
+	char *optbuf;
 	struct ply_err err = { "" };
 	struct ply_check_result res = { 0, 0 };
 	struct ply_options opts;
 	struct ply_stack stack;
-	bool repair = false;
+	bool repair = false, live;
 	int r, lockfd = -1;
 
 	for (int i = 1; i < argc; i++) {
@@ -89,30 +94,44 @@ int plyctl_check(int argc, char **argv)
 			optstr = argv[i] + 2;
 		} else if (!strcmp(argv[i], "--repair")) {
 			repair = true;
+		} else if (!mnt && argv[i][0] != '-') {
+			mnt = argv[i];
 		} else {
 			fprintf(stderr, "plyctl check: unexpected argument '%s'\n",
 				argv[i]);
 			return PLYCTL_EXIT_USAGE;
 		}
 	}
-	if (!optstr) {
-		fprintf(stderr, "plyctl check: no stack given (-o lowerdir=...,upperdir=...,workdir=...)\n");
-		return PLYCTL_EXIT_USAGE;
+	r = plyctl_stack_options("check", optstr, mnt, &optbuf, &live);
+	if (r)
+		return r;
+	if (live && repair) {
+		fprintf(stderr, "plyctl check: --repair needs the stack unmounted: %s is a running plyfs (unmount it first)\n",
+			mnt);
+		free(optbuf);
+		return 1;
 	}
 	ply_options_init(&opts);
-	r = ply_options_parse(&opts, optstr, &err);
+	r = ply_options_parse(&opts, optbuf, &err);
 	if (r >= 0 && !opts.upperdir)
 		r = ply_err_set(&err, -EINVAL,
 				"the stack has no upperdir: nothing to check");
 	if (r >= 0)
-		r = plyctl_open_stack(optstr, &stack, &err);
+		r = plyctl_open_stack(optbuf, &stack, &err);
+	free(optbuf);
 	if (r < 0) {
 		fprintf(stderr, "plyctl check: %s\n", err.msg);
 		ply_options_free(&opts);
 		return PLYCTL_EXIT_USAGE;
 	}
-	if (stack.workfd >= 0)
+	/* a live mount holds the lock: read beside it, change nothing */
+	if (stack.workfd >= 0 && !live) {
 		r = ply_check_lock(&stack, &lockfd, &err);
+		if (r == -EBUSY && !repair)
+			snprintf(err.msg + strlen(err.msg),
+				 sizeof(err.msg) - strlen(err.msg),
+				 " (or check it through the mount: plyctl check MNT)");
+	}
 	if (r >= 0)
 		r = probe(&stack, opts.whiteout, &err);
 	ply_options_free(&opts);

@@ -25,6 +25,7 @@ static void commit_usage(FILE *out)
 	      "                     [--format=dir|tar|tar.gz] [--whiteout=chardev|xattr|file] OUT\n"
 	      "       plyctl commit --squash -o lowerdir=...[,upperdir=U[,workdir=W]]\n"
 	      "                     [--format=dir|tar|tar.gz] OUT\n"
+	      "       plyctl commit [--squash] [OPTIONS] MNT OUT\n"
 	      "Writes what the upper layer changes as a new layer OUT, to be stacked\n"
 	      "on the same lower layers; with --squash, the whole merged view of the\n"
 	      "stack (every layer flattened) as one layer that needs none below it:\n"
@@ -35,6 +36,9 @@ static void commit_usage(FILE *out)
 	      "  tar.gz  the same, gzip'ed\n"
 	      "The format defaults to what OUT's name says (.tar, .tar.gz, .tgz),\n"
 	      "else dir. The same stack always gives the same bytes.\n"
+	      "MNT, the mountpoint of a running plyfs, stands for the stack it\n"
+	      "serves, read beside the mount: changes in flight may or may not be\n"
+	      "included (stop the writers for a consistent layer).\n"
 	      "Exit status: 0 done, 1 error, 2 usage error.\n",
 	      out);
 }
@@ -496,6 +500,9 @@ static int open_out_dir(const char *out, struct ply_err *err)
 int plyctl_commit(int argc, char **argv)
 {
 	const char *optstr = NULL, *out = NULL, *format = NULL, *wh = NULL;
+	const char *args[2] = { NULL, NULL };
+	char *opts;
+	int nargs = 0;
 	struct ply_err err = { "" };
 	struct committer c = { .outfd = -1, .err = &err };
 	struct ply_stack stack;
@@ -516,18 +523,27 @@ int plyctl_commit(int argc, char **argv)
 			format = argv[i] + 9;
 		} else if (!strncmp(argv[i], "--whiteout=", 11)) {
 			wh = argv[i] + 11;
-		} else if (!out && (argv[i][0] != '-' || !argv[i][1])) {
-			out = argv[i];
+		} else if (nargs < 2 && (argv[i][0] != '-' || !argv[i][1])) {
+			args[nargs++] = argv[i];
 		} else {
 			fprintf(stderr, "plyctl commit: unexpected argument '%s'\n",
 				argv[i]);
 			return PLYCTL_EXIT_USAGE;
 		}
 	}
-	if (!optstr || !out) {
+	/* with -o, OUT alone; else MNT OUT */
+	if (nargs > (optstr ? 1 : 2)) {
+		fprintf(stderr, "plyctl commit: unexpected argument '%s'\n",
+			args[nargs - 1]);
+		return PLYCTL_EXIT_USAGE;
+	}
+	out = nargs == (optstr ? 1 : 2) ? args[nargs - 1] : NULL;
+	if (!optstr && !nargs)
+		return plyctl_stack_options("commit", NULL, NULL, &opts, NULL);
+	if (!out) {
 		fprintf(stderr, "plyctl commit: %s (see plyctl commit --help)\n",
-			!optstr ? "no stack given (-o lowerdir=...,upperdir=...)" :
-				  "no OUT given");
+			optstr ? "no OUT given" :
+				 "give the stack (-o OPTS, or MNT) and OUT");
 		return PLYCTL_EXIT_USAGE;
 	}
 	if (!format)
@@ -560,7 +576,12 @@ int plyctl_commit(int argc, char **argv)
 		fprintf(stderr, "plyctl commit: refusing to write a tar to a terminal\n");
 		return PLYCTL_EXIT_USAGE;
 	}
-	r = plyctl_open_stack(optstr, &stack, &err);
+	r = plyctl_stack_options("commit", optstr, optstr ? NULL : args[0],
+				 &opts, NULL);
+	if (r)
+		return r;
+	r = plyctl_open_stack(opts, &stack, &err);
+	free(opts);
 	if (r < 0) {
 		fprintf(stderr, "plyctl commit: %s\n", err.msg);
 		return PLYCTL_EXIT_USAGE;

@@ -554,11 +554,6 @@ static int sobj_child(struct cp *c, const struct sobj *dir, const char *name,
 	return sobj_from_fd(ret, fd);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The names a source directory holds, sorted. */
 static int sobj_list(struct cp *c, const struct sobj *dir, char ***ret,
 		     size_t *ret_n)
@@ -611,7 +606,7 @@ static int sobj_list(struct cp *c, const struct sobj *dir, char ***ret,
 		}
 		closedir(d);
 	}
-	qsort(v, n, sizeof(*v), cmp_str);
+	qsort(v, n, sizeof(*v), ply_strcmp_qsort);
 	*ret = v;
 	*ret_n = n;
 	return 0;

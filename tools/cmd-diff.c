@@ -9,10 +9,13 @@
 static void diff_usage(FILE *out)
 {
 	fputs("usage: plyctl diff -o lowerdir=TOP:...:BOTTOM,upperdir=U[,workdir=W] [--json]\n"
+	      "       plyctl diff MNT [--json]\n"
 	      "Lists what the upper layer changes in the merged view, one path a\n"
 	      "line: A added, C changed (parents of changes too), D deleted.\n"
 	      "Paths come sorted, each directory before what it holds.\n"
 	      "  --json  an array of {\"path\": ..., \"kind\": \"A\"|\"C\"|\"D\"}\n"
+	      "MNT, the mountpoint of a running plyfs, stands for the stack it\n"
+	      "serves; changes in flight may or may not be listed.\n"
 	      "Exit status: 0 done, 1 error reading the stack, 2 usage error.\n",
 	      out);
 }
@@ -33,7 +36,8 @@ static void json_string(const char *s)
 
 int plyctl_diff(int argc, char **argv)
 {
-	const char *optstr = NULL;
+	const char *optstr = NULL, *mnt = NULL;
+	char *opts;
 	struct ply_err err = { "" };
 	struct ply_changes changes;
 	struct ply_stack stack;
@@ -50,17 +54,19 @@ int plyctl_diff(int argc, char **argv)
 			optstr = argv[i] + 2;
 		} else if (!strcmp(argv[i], "--json")) {
 			json = true;
+		} else if (!mnt && argv[i][0] != '-') {
+			mnt = argv[i];
 		} else {
 			fprintf(stderr, "plyctl diff: unexpected argument '%s'\n",
 				argv[i]);
 			return PLYCTL_EXIT_USAGE;
 		}
 	}
-	if (!optstr) {
-		fprintf(stderr, "plyctl diff: no stack given (-o lowerdir=...,upperdir=...)\n");
-		return PLYCTL_EXIT_USAGE;
-	}
-	r = plyctl_open_stack(optstr, &stack, &err);
+	r = plyctl_stack_options("diff", optstr, mnt, &opts, NULL);
+	if (r)
+		return r;
+	r = plyctl_open_stack(opts, &stack, &err);
+	free(opts);
 	if (r < 0) {
 		fprintf(stderr, "plyctl diff: %s\n", err.msg);
 		return PLYCTL_EXIT_USAGE;

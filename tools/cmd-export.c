@@ -14,9 +14,12 @@
 static void export_usage(FILE *out)
 {
 	fputs("usage: plyctl export -o lowerdir=TOP:...:BOTTOM[,upperdir=U[,workdir=W]] [-f FILE|-]\n"
+	      "       plyctl export MNT [-f FILE|-]\n"
 	      "Writes the merged view of the stack as a tar archive (pax: owners,\n"
 	      "modes, times, xattrs, hard links, devices, fifos, symlinks, holes)\n"
-	      "to FILE, or to standard output (-, the default).\n"
+	      "to FILE, or to standard output (-, the default). MNT, the mountpoint\n"
+	      "of a running plyfs, stands for the stack it serves (its layers, not\n"
+	      "its splices); changes in flight may or may not be included.\n"
 	      "Exit status: 0 done, 1 error, 2 usage error.\n",
 	      out);
 }
@@ -28,11 +31,6 @@ struct exporter {
 	char path[PATH_MAX]; /* relative, "" for the root */
 	size_t len;
 };
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 static int export_dir(struct exporter *x, const struct ply_lookup *dir);
 
@@ -99,7 +97,7 @@ static int export_dir(struct exporter *x, const struct ply_lookup *dir)
 	}
 	for (size_t i = 2; i < listing.count; i++)
 		names[n++] = listing.entries[i].name;
-	qsort(names, n, sizeof(*names), cmp_str);
+	qsort(names, n, sizeof(*names), ply_strcmp_qsort);
 	for (size_t i = 0; i < n && r >= 0; i++)
 		r = export_one(x, dir, names[i]);
 	free(names);
@@ -109,7 +107,8 @@ static int export_dir(struct exporter *x, const struct ply_lookup *dir)
 
 int plyctl_export(int argc, char **argv)
 {
-	const char *optstr = NULL, *file = "-";
+	const char *optstr = NULL, *file = "-", *mnt = NULL;
+	char *opts;
 	struct ply_err err = { "" };
 	struct exporter *x;
 	struct ply_lookup root;
@@ -126,21 +125,24 @@ int plyctl_export(int argc, char **argv)
 			optstr = argv[i] + 2;
 		} else if (!strcmp(argv[i], "-f") && i + 1 < argc) {
 			file = argv[++i];
+		} else if (!mnt && argv[i][0] != '-') {
+			mnt = argv[i];
 		} else {
 			fprintf(stderr, "plyctl export: unexpected argument '%s'\n",
 				argv[i]);
 			return PLYCTL_EXIT_USAGE;
 		}
 	}
-	if (!optstr) {
-		fprintf(stderr, "plyctl export: no stack given (-o lowerdir=...)\n");
-		return PLYCTL_EXIT_USAGE;
-	}
+	r = plyctl_stack_options("export", optstr, mnt, &opts, NULL);
+	if (r)
+		return r;
 	if (!strcmp(file, "-") && isatty(STDOUT_FILENO)) {
 		fprintf(stderr, "plyctl export: refusing to write a tar to a terminal (use -f FILE)\n");
+		free(opts);
 		return PLYCTL_EXIT_USAGE;
 	}
-	r = plyctl_open_stack(optstr, &stack, &err);
+	r = plyctl_open_stack(opts, &stack, &err);
+	free(opts);
 	if (r < 0) {
 		fprintf(stderr, "plyctl export: %s\n", err.msg);
 		return PLYCTL_EXIT_USAGE;

@@ -9,8 +9,11 @@
 static void which_usage(FILE *out)
 {
 	fputs("usage: plyctl which -o lowerdir=TOP:...:BOTTOM[,upperdir=U] PATH\n"
+	      "       plyctl which MNT PATH\n"
 	      "Prints the layer that provides PATH in the merged view, what it\n"
 	      "shadows below, and the marker that hides it if it is hidden.\n"
+	      "MNT, the mountpoint of a running plyfs, stands for the stack it\n"
+	      "serves (splices are not looked at).\n"
 	      "Exit status: 0 visible, 1 hidden or absent, 2 usage error.\n",
 	      out);
 }
@@ -90,7 +93,9 @@ static void print_report(const struct ply_stack *stack, const char *path,
 
 int plyctl_which(int argc, char **argv)
 {
-	const char *optstr = NULL, *path = NULL;
+	const char *optstr = NULL, *path = NULL, *args[2] = { NULL, NULL };
+	char *opts;
+	int nargs = 0;
 	struct ply_err err = { "" };
 	struct ply_stack stack;
 	struct ply_which *w;
@@ -104,19 +109,26 @@ int plyctl_which(int argc, char **argv)
 			optstr = argv[++i];
 		} else if (!strncmp(argv[i], "-o", 2) && argv[i][2]) {
 			optstr = argv[i] + 2;
-		} else if (!path && (argv[i][0] != '-' || !argv[i][1])) {
-			path = argv[i];
+		} else if (nargs < 2 && (argv[i][0] != '-' || !argv[i][1])) {
+			args[nargs++] = argv[i];
 		} else {
 			fprintf(stderr, "plyctl which: unexpected argument '%s'\n",
 				argv[i]);
 			return PLYCTL_EXIT_USAGE;
 		}
 	}
-	if (!optstr || !path) {
+	/* with -o, PATH alone; else MNT PATH */
+	path = nargs == (optstr ? 1 : 2) ? args[nargs - 1] : NULL;
+	if (!path) {
 		which_usage(stderr);
 		return PLYCTL_EXIT_USAGE;
 	}
-	r = plyctl_open_stack(optstr, &stack, &err);
+	r = plyctl_stack_options("which", optstr, optstr ? NULL : args[0],
+				 &opts, NULL);
+	if (r)
+		return r;
+	r = plyctl_open_stack(opts, &stack, &err);
+	free(opts);
 	if (r < 0) {
 		fprintf(stderr, "plyctl which: %s\n", err.msg);
 		return PLYCTL_EXIT_USAGE;

@@ -10,6 +10,26 @@
 int plyctl_open_stack(const char *optstr, struct ply_stack *ret,
 		      struct ply_err *err);
 
+/* The stack argument of a subcommand: -o OPTS (optstr), or MNT (mnt), the
+ * mountpoint of a running plyfs, whose published options are used. Exactly
+ * one must be given. 0 with *ret (owned) and *ret_live (may be NULL), or
+ * else the exit status, the reason printed as "plyctl CMD: ...". */
+int plyctl_stack_options(const char *cmd, const char *optstr, const char *mnt,
+			 char **ret, bool *ret_live);
+
+/* ---- mounts.c: the stack a running plyfs serves ------------------------ */
+struct plyctl_live {
+	char *mountpoint; /* absolute */
+	pid_t pid;        /* the daemon */
+	char *options;    /* normalised, for ply_options_parse */
+};
+/* Finds the running plyfs mounted at mnt from the record it published,
+ * checked against the process and the mount table; -ENOENT with "no
+ * running plyfs at MNT (why)" when there is none. */
+int plyctl_live_find(const char *mnt, struct plyctl_live *ret,
+		     struct ply_err *err);
+void plyctl_live_free(struct plyctl_live *l);
+
 int plyctl_which(int argc, char **argv);
 int plyctl_diff(int argc, char **argv);
 int plyctl_export(int argc, char **argv);

@@ -1,9 +1,12 @@
 /* stack-arg.c: the stack argument every subcommand takes, in plyfs's own
- * -o syntax, opened read-only for offline work. Offline, an upperdir needs
+ * -o syntax or as the mountpoint of a running plyfs (the options it
+ * published, tools/mounts.c), opened read-only for offline work: no lock
+ * is taken, so a live mount's stack can be read beside it. Offline, an upperdir needs
  * no workdir: nothing is written; a workdir given lends its hard-link
  * index, so that names of a hard-linked lower file show its upper copy. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,4 +67,40 @@ int plyctl_open_stack(const char *optstr, struct ply_stack *ret,
 			ret->indexfd = fd;
 	}
 	return r;
+}
+
+int plyctl_stack_options(const char *cmd, const char *optstr, const char *mnt,
+			 char **ret, bool *ret_live)
+{
+	struct ply_err err = { "" };
+	struct plyctl_live live;
+
+	if (ret_live)
+		*ret_live = false;
+	if (optstr && mnt) {
+		fprintf(stderr,
+			"plyctl %s: give the stack as -o OPTS or as MNT, not both ('%s')\n",
+			cmd, mnt);
+		return PLYCTL_EXIT_USAGE;
+	}
+	if (!optstr && !mnt) {
+		fprintf(stderr,
+			"plyctl %s: no stack given (-o lowerdir=...,upperdir=..., or the mountpoint of a running plyfs; see plyctl %s --help)\n",
+			cmd, cmd);
+		return PLYCTL_EXIT_USAGE;
+	}
+	if (optstr) {
+		*ret = strdup(optstr);
+		return *ret ? 0 : 1;
+	}
+	if (plyctl_live_find(mnt, &live, &err) < 0) {
+		fprintf(stderr, "plyctl %s: %s\n", cmd, err.msg);
+		return PLYCTL_EXIT_USAGE;
+	}
+	*ret = live.options;
+	live.options = NULL;
+	plyctl_live_free(&live);
+	if (ret_live)
+		*ret_live = true;
+	return 0;
 }
