@@ -334,9 +334,12 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(se, mountpoint) != 0)
 		goto out_signals;
+	/* for plyctl MNT (registry.c), before anyone can see the mount */
+	plyfs_registry_publish(&fs, &cli.opts, mountpoint);
 	/* the parent exits only now, with the mount up */
-	fuse_daemonize(cli.foreground);
+	plyfs_registry_daemonize(cli.foreground);
 	r = serve(se, &cli);
+	plyfs_registry_remove();
 	/* SIGTERM and SIGINT end the loop with their number: a clean stop */
 	status = r == 0 || fuse_session_exited(se) ? EXIT_SUCCESS :
 						       EXIT_FAILURE;

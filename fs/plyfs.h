@@ -35,6 +35,14 @@ int plyfs_setup_splices(struct plyfs *fs, const struct ply_options *opts,
 			const char *mountpoint, struct ply_err *err);
 void plyfs_release_splices(struct plyfs *fs);
 
+/* registry.c: the record of this mount that plyctl MNT reads, published
+ * once mounted, its pid made the daemon's by plyfs_registry_daemonize (in
+ * place of fuse_daemonize), removed after the session loop. */
+void plyfs_registry_publish(struct plyfs *fs, const struct ply_options *opts,
+			    const char *mountpoint);
+int plyfs_registry_daemonize(bool foreground);
+void plyfs_registry_remove(void);
+
 /* What the command line asked for (args.c). */
 struct plyfs_cli {
 	bool foreground, debug, single_thread, version, help;
