@@ -14,24 +14,31 @@ static struct ply_dir *dir_of(struct fuse_file_info *fi)
 static int do_opendir(struct plyfs *fs, struct ply_inode *inode,
 		      struct ply_dir **ret)
 {
-	struct ply_dir *dir = calloc(1, sizeof(*dir));
-	uint64_t parent_ino;
+	uint64_t parent_ino = inode->parent ? inode->parent->ino : inode->ino;
+	struct ply_dir *dir;
 	int r;
 
-	if (!dir)
-		return -ENOMEM;
-	parent_ino = inode->parent ? inode->parent->ino : inode->ino;
 	r = plyfs_use(fs, inode);
-	if (r >= 0) {
-		r = ply_dir_read_spliced(&fs->stack, inode->parts,
-					 inode->nparts, inode->snode,
-					 inode->ino, parent_ino, dir);
-		plyfs_done(fs, inode);
-	}
-	if (r < 0) {
-		free(dir);
+	if (r < 0)
 		return r;
+	dir = ply_inode_listing(inode);
+	if (!dir) {
+		dir = calloc(1, sizeof(*dir));
+		r = dir ? ply_dir_read_spliced(&fs->stack, inode->parts,
+					       inode->nparts, inode->snode,
+					       inode->ino, parent_ino, dir) :
+			  -ENOMEM;
+		if (r >= 0) {
+			dir->refs = 1;
+			/* still under the read lock: no change came between */
+			ply_inode_keep_listing(&fs->stack, inode, dir);
+		} else {
+			free(dir);
+		}
 	}
+	plyfs_done(fs, inode);
+	if (r < 0)
+		return r;
 	*ret = dir;
 	return 0;
 }
@@ -51,10 +58,8 @@ void plyfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * drops its cached listing itself */
 	fi->cache_readdir = fs->read_only;
 	fi->keep_cache = fs->read_only;
-	if (fuse_reply_open(req, fi) < 0) {
-		ply_dir_free(dir);
-		free(dir);
-	}
+	if (fuse_reply_open(req, fi) < 0)
+		ply_dir_put(dir);
 }
 
 static bool is_dot_or_dotdot(const char *name)
@@ -138,9 +143,6 @@ void plyfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void plyfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 		      struct fuse_file_info *fi)
 {
-	struct ply_dir *dir = dir_of(fi);
-
-	ply_dir_free(dir);
-	free(dir);
+	ply_dir_put(dir_of(fi));
 	fuse_reply_err(req, 0);
 }

@@ -55,23 +55,49 @@ static int lookup_dest(const struct ply_stack *stack, const char *dest,
 	return r;
 }
 
+/* Empties a volume whose filling a crash cut short. */
+static int wipe(int datafd)
+{
+	char **names;
+	size_t n;
+	int r = ply_dir_names(datafd, &names, &n);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = ply_remove_tree(datafd, names[i]);
+	ply_strv_free(names, n);
+	return r;
+}
+
 /* A new or empty volume takes what the layers hold at its destination,
- * as Docker fills one. */
+ * as Docker fills one; a mark on the volume makes a filling that a crash
+ * cut short start over at the next mount. */
 static int fill_volume(struct plyfs *fs, const struct ply_splice_spec *spec,
-		       int datafd, struct ply_err *err)
+		       const char *name, int datafd, struct ply_err *err)
 {
 	struct ply_lookup at;
-	int r = ply_dir_is_empty(datafd);
+	int pending = ply_volstore_fill_pending(&fs->store, name);
+	int r = pending > 0 ? wipe(datafd) : 0;
 
+	if (r >= 0)
+		r = ply_dir_is_empty(datafd);
 	if (r <= 0)
-		return r;
+		return r < 0 ? ply_err_set(err, r, "volume %s: %s", name,
+					   strerror(-r)) :
+			       0;
 	r = lookup_dest(&fs->stack, spec->dest, &at);
 	if (r == -ENOENT)
-		return 0;
+		return pending > 0 ? ply_volstore_fill_end(&fs->store, name) :
+				     0;
 	if (r < 0)
 		return ply_err_set(err, r, "volume at %s: %s", spec->dest,
 				   strerror(-r));
-	r = ply_populate(&fs->stack, at.parts, at.nparts, datafd);
+	r = ply_volstore_fill_begin(&fs->store, name);
+	if (r >= 0)
+		r = ply_populate(&fs->stack, at.parts, at.nparts, datafd);
+	if (r >= 0)
+		r = ply_volstore_fill_end(&fs->store, name);
 	ply_lookup_release(&at);
 	if (r < 0)
 		return ply_err_set(err, r, "filling the volume at %s: %s",
@@ -105,7 +131,7 @@ static int open_volume(struct plyfs *fs, const struct ply_splice_spec *spec,
 	if (r >= 0) {
 		fs->volume_locks[fs->nvolume_locks++] = lockfd;
 		if (!spec->nocopy)
-			r = fill_volume(fs, spec, datafd, err);
+			r = fill_volume(fs, spec, name, datafd, err);
 		if (r < 0)
 			close(datafd);
 	}

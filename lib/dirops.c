@@ -88,6 +88,10 @@ static int lock_dirs(const struct ply_union *u, struct ply_inode *a,
 static void unlock_dirs(const struct ply_union *u, struct ply_inode *a,
 			struct ply_inode *b)
 {
+	/* names may have changed: the kept listings go, before a reader
+	 * can come in */
+	ply_inode_drop_listing(a);
+	ply_inode_drop_listing(b);
 	pthread_rwlock_unlock(&a->lock);
 	if (b != a) {
 		pthread_rwlock_unlock(&b->lock);
@@ -888,6 +892,10 @@ int ply_dirop_rename(const struct ply_union *u, struct ply_inode *olddir,
 	r = ply_inode_move(u->table, src, newdir, newname);
 	if (r >= 0 && exchange)
 		r = ply_inode_move(u->table, tgt, olddir, oldname);
+	/* a moved directory's ".." is another one now */
+	ply_inode_drop_listing(src);
+	if (tgt)
+		ply_inode_drop_listing(tgt);
 	if (tgt && !exchange) {
 		release_child(u, tgt, true);
 		tgt = NULL;

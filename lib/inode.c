@@ -130,6 +130,7 @@ int ply_inode_table_init(struct ply_inode_table *table, struct ply_lookup *root,
 
 static void inode_free(struct ply_inode_table *table, struct ply_inode *inode)
 {
+	ply_dir_put(inode->listing);
 	close_fds_locked(table, inode);
 	free(inode->parts);
 	free(inode->name);
@@ -538,4 +539,37 @@ ssize_t ply_inode_getxattr(struct ply_inode_table *table,
 	pthread_rwlock_unlock(&inode->lock);
 	ply_inode_unpin(table, inode);
 	return n;
+}
+
+struct ply_dir *ply_inode_listing(struct ply_inode *inode)
+{
+	struct ply_dir *dir;
+
+	pthread_mutex_lock(&inode->fd_lock);
+	dir = inode->listing ? ply_dir_get(inode->listing) : NULL;
+	pthread_mutex_unlock(&inode->fd_lock);
+	return dir;
+}
+
+void ply_inode_keep_listing(const struct ply_stack *stack,
+			    struct ply_inode *inode, struct ply_dir *dir)
+{
+	for (size_t i = 0; i < inode->nparts; i++)
+		if (stack->layers[inode->parts[i].layer].is_splice)
+			return;
+	pthread_mutex_lock(&inode->fd_lock);
+	if (!inode->listing)
+		inode->listing = ply_dir_get(dir);
+	pthread_mutex_unlock(&inode->fd_lock);
+}
+
+void ply_inode_drop_listing(struct ply_inode *inode)
+{
+	struct ply_dir *old;
+
+	pthread_mutex_lock(&inode->fd_lock);
+	old = inode->listing;
+	inode->listing = NULL;
+	pthread_mutex_unlock(&inode->fd_lock);
+	ply_dir_put(old);
 }

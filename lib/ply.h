@@ -479,6 +479,13 @@ int ply_volstore_remove(const struct ply_volstore *vs, const char *name,
 int ply_volstore_prune(const struct ply_volstore *vs, bool all,
 		       void (*removed)(const char *name, void *ctx), void *ctx,
 		       struct ply_err *err);
+/* A volume being filled carries a mark until the filling ends, so that a
+ * filling cut short by a crash is started over, never taken as done.
+ * ply_volstore_fill_pending: 1 when a filling was cut short. */
+int ply_volstore_fill_begin(const struct ply_volstore *vs, const char *name);
+int ply_volstore_fill_end(const struct ply_volstore *vs, const char *name);
+int ply_volstore_fill_pending(const struct ply_volstore *vs,
+			      const char *name);
 /* Is the directory fd (O_PATH is fine) empty? 1 yes, 0 no. */
 int ply_dir_is_empty(int fd);
 /* Copies the merged directory made of parts, with all it holds, into the
@@ -528,6 +535,8 @@ struct ply_inode {
 	struct ply_part *parts;
 	size_t nparts;
 	const struct ply_snode *snode; /* its place in the splice tree */
+	struct ply_dir *listing; /* a directory's merged listing, kept while
+				  * nothing changes it; under fd_lock */
 	pthread_mutex_t fd_lock; /* serializes reopening the part fds */
 	/* protected by the table lock: */
 	uint64_t nlookup;  /* kernel references */
@@ -582,6 +591,18 @@ void ply_inode_orphan(struct ply_inode_table *table, struct ply_inode *inode);
 ssize_t ply_inode_getxattr(struct ply_inode_table *table,
 			   struct ply_inode *inode, const char *name,
 			   void *buf, size_t size);
+/* The merged listing of a directory, shared: the one kept since it last
+ * changed, else NULL. ply_inode_keep_listing keeps a listing read under
+ * the inode's read lock (so no change came between); every change of the
+ * directory's names, made under its write lock, drops it. Listings of
+ * splices are never kept (their sources change behind the mount). */
+struct ply_dir *ply_inode_listing(struct ply_inode *inode);
+void ply_inode_keep_listing(const struct ply_stack *stack,
+			    struct ply_inode *inode, struct ply_dir *dir);
+void ply_inode_drop_listing(struct ply_inode *inode);
+/* Takes and drops a holder's reference on a shared listing. */
+struct ply_dir *ply_dir_get(struct ply_dir *dir);
+void ply_dir_put(struct ply_dir *dir);
 /* The stat of a merged object, or of a directory on the way to a splice
  * that no layer holds. The caller holds a pin. */
 int ply_inode_stat(const struct ply_stack *stack, const struct ply_inode *inode,
@@ -662,6 +683,7 @@ struct ply_dir {
 	size_t count;
 	char *pool;
 	size_t pool_used, pool_size;
+	unsigned refs; /* shared listings (ply_inode_listing): holders */
 };
 
 /* Reads the merged listing of a directory made of parts: each name once,

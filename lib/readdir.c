@@ -339,6 +339,20 @@ int ply_dir_read_spliced(const struct ply_stack *stack,
 	return 0;
 }
 
+struct ply_dir *ply_dir_get(struct ply_dir *dir)
+{
+	__atomic_add_fetch(&dir->refs, 1, __ATOMIC_RELAXED);
+	return dir;
+}
+
+void ply_dir_put(struct ply_dir *dir)
+{
+	if (dir && __atomic_sub_fetch(&dir->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		ply_dir_free(dir);
+		free(dir);
+	}
+}
+
 void ply_dir_free(struct ply_dir *dir)
 {
 	free(dir->entries);

@@ -1276,3 +1276,49 @@ int ply_volstore_prune(const struct ply_volstore *vs, bool all,
 	}
 	return first;
 }
+
+/* ---- filling a new volume, crash-safe ----------------------------------- */
+
+#define FILLING_MARK "filling"
+
+static int fill_mark(const struct ply_volstore *vs, const char *name,
+		     int action)
+{
+	int volfd, vfd, fd, r;
+
+	r = open_volume_at(vs, name, &volfd, &vfd, NULL);
+	if (r < 0)
+		return r;
+	if (action > 0) {
+		fd = ply_sys_openat(vfd, FILLING_MARK,
+				    O_WRONLY | O_CREAT | O_NOFOLLOW, 0600);
+		r = fd < 0 ? fd : ply_sys_fsync(fd);
+		if (fd >= 0)
+			ply_sys_close(fd);
+	} else if (action < 0) {
+		r = ply_sys_unlinkat(vfd, FILLING_MARK, 0);
+	} else {
+		struct stat st;
+
+		r = ply_sys_fstatat(vfd, FILLING_MARK, &st);
+		r = r == 0 ? 1 : r == -ENOENT ? 0 : r;
+	}
+	ply_sys_close(vfd);
+	ply_sys_close(volfd);
+	return r;
+}
+
+int ply_volstore_fill_begin(const struct ply_volstore *vs, const char *name)
+{
+	return fill_mark(vs, name, 1);
+}
+
+int ply_volstore_fill_end(const struct ply_volstore *vs, const char *name)
+{
+	return fill_mark(vs, name, -1);
+}
+
+int ply_volstore_fill_pending(const struct ply_volstore *vs, const char *name)
+{
+	return fill_mark(vs, name, 0);
+}
