@@ -237,6 +237,8 @@ int main(int argc, char **argv)
 	int r, status = EXIT_USAGE;
 
 	fs.work = (struct ply_workdir){ -1, -1, -1, -1 };
+	fs.handles.next = fs.handles.prev = &fs.handles;
+	pthread_mutex_init(&fs.handles_lock, NULL);
 	fs.store.fd = -1;
 	r = plyfs_cli_parse(argc, argv, &cli, &err);
 	if (r < 0) {
@@ -355,6 +357,7 @@ out_session:
 out_args:
 	fuse_opt_free_args(&args);
 out_table:
+	plyfs_handles_free_all(&fs);
 	ply_inode_table_destroy(&fs.table);
 out_stack:
 	plyfs_release_splices(&fs);

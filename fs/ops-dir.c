@@ -6,9 +6,23 @@
 
 #include "plyfs.h"
 
+/* An open directory: its listing, shared with the inode's kept one. */
+struct dir_handle {
+	struct plyfs_handle h; /* first: the handle list's view of it */
+	struct ply_dir *dir;
+};
+
 static struct ply_dir *dir_of(struct fuse_file_info *fi)
 {
-	return (struct ply_dir *)(uintptr_t)fi->fh;
+	return ((struct dir_handle *)(uintptr_t)fi->fh)->dir;
+}
+
+static void dir_handle_free(struct plyfs_handle *h)
+{
+	struct dir_handle *dh = (struct dir_handle *)h;
+
+	ply_dir_put(dh->dir);
+	free(dh);
 }
 
 static int do_opendir(struct plyfs *fs, struct ply_inode *inode,
@@ -46,20 +60,25 @@ static int do_opendir(struct plyfs *fs, struct ply_inode *inode,
 void plyfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct plyfs *fs = plyfs_of(req);
-	struct ply_dir *dir;
-	int r = do_opendir(fs, plyfs_inode(fs, ino), &dir);
+	struct dir_handle *dh = calloc(1, sizeof(*dh));
+	int r = dh ? do_opendir(fs, plyfs_inode(fs, ino), &dh->dir) : -ENOMEM;
 
 	if (r < 0) {
+		free(dh);
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)dir;
+	dh->h.free = dir_handle_free;
+	plyfs_handle_add(fs, &dh->h);
+	fi->fh = (uint64_t)(uintptr_t)dh;
 	/* every change to a directory goes through the kernel, which then
 	 * drops its cached listing itself */
 	fi->cache_readdir = fs->read_only;
 	fi->keep_cache = fs->read_only;
-	if (fuse_reply_open(req, fi) < 0)
-		ply_dir_put(dir);
+	if (fuse_reply_open(req, fi) < 0) {
+		plyfs_handle_del(fs, &dh->h);
+		dir_handle_free(&dh->h);
+	}
 }
 
 static bool is_dot_or_dotdot(const char *name)
@@ -143,6 +162,9 @@ void plyfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void plyfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 		      struct fuse_file_info *fi)
 {
-	ply_dir_put(dir_of(fi));
+	struct dir_handle *dh = (struct dir_handle *)(uintptr_t)fi->fh;
+
+	plyfs_handle_del(plyfs_of(req), &dh->h);
+	dir_handle_free(&dh->h);
 	fuse_reply_err(req, 0);
 }

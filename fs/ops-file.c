@@ -13,27 +13,38 @@ static bool wants_write(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
-int plyfs_file_new(int fd, bool lower, struct fuse_file_info *fi)
+static void file_free(struct plyfs_handle *h)
 {
-	struct plyfs_file *f = calloc(1, sizeof(*f));
+	struct plyfs_file *f = (struct plyfs_file *)h;
 
-	if (!f)
-		return -ENOMEM;
-	f->fd = fd;
-	f->lower = lower;
-	f->old_fd = -1;
-	pthread_mutex_init(&f->lock, NULL);
-	fi->fh = (uint64_t)(uintptr_t)f;
-	return 0;
-}
-
-void plyfs_file_free(struct plyfs_file *f)
-{
 	close(f->fd);
 	if (f->old_fd >= 0)
 		close(f->old_fd);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
+}
+
+int plyfs_file_new(struct plyfs *fs, int fd, bool lower,
+		   struct fuse_file_info *fi)
+{
+	struct plyfs_file *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	f->h.free = file_free;
+	f->fd = fd;
+	f->lower = lower;
+	f->old_fd = -1;
+	pthread_mutex_init(&f->lock, NULL);
+	plyfs_handle_add(fs, &f->h);
+	fi->fh = (uint64_t)(uintptr_t)f;
+	return 0;
+}
+
+void plyfs_file_free(struct plyfs *fs, struct plyfs_file *f)
+{
+	plyfs_handle_del(fs, &f->h);
+	file_free(&f->h);
 }
 
 static bool data_in_upper(struct plyfs *fs, const struct ply_inode *inode)
@@ -103,7 +114,7 @@ void plyfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int r = do_open(fs, plyfs_inode(fs, ino), fi->flags, &fd, &lower);
 
 	if (r >= 0) {
-		r = plyfs_file_new(fd, lower, fi);
+		r = plyfs_file_new(fs, fd, lower, fi);
 		if (r < 0)
 			close(fd);
 	}
@@ -115,7 +126,7 @@ void plyfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 1;
 	fi->noflush = !wants_write(fi->flags);
 	if (fuse_reply_open(req, fi) < 0)
-		plyfs_file_free(plyfs_file_of(fi));
+		plyfs_file_free(fs, plyfs_file_of(fi));
 }
 
 void plyfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -159,6 +170,6 @@ void plyfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void plyfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	plyfs_file_free(plyfs_file_of(fi));
+	plyfs_file_free(plyfs_of(req), plyfs_file_of(fi));
 	fuse_reply_err(req, 0);
 }

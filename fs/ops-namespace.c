@@ -80,7 +80,7 @@ void plyfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, -r);
 		return;
 	}
-	r = plyfs_file_new(fd, false, fi);
+	r = plyfs_file_new(fs, fd, false, fi);
 	if (r < 0) {
 		close(fd);
 		ply_inode_table_forget(&fs->table, plyfs_inode(fs, e.ino), 1);
@@ -88,7 +88,7 @@ void plyfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (fuse_reply_create(req, &e, fi) < 0) {
-		plyfs_file_free(plyfs_file_of(fi));
+		plyfs_file_free(fs, plyfs_file_of(fi));
 		ply_inode_table_forget(&fs->table, plyfs_inode(fs, e.ino), 1);
 	}
 }

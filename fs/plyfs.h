@@ -10,6 +10,14 @@
 
 #include "ply.h"
 
+/* Every open file and directory handle, listed so that those the kernel
+ * never released (a release in flight when the session ends) are freed
+ * at exit (handles.c). */
+struct plyfs_handle {
+	struct plyfs_handle *prev, *next;
+	void (*free)(struct plyfs_handle *h);
+};
+
 struct plyfs {
 	struct ply_stack stack;
 	struct ply_inode_table table; /* its root is FUSE_ROOT_ID */
@@ -29,6 +37,8 @@ struct plyfs {
 	int *volume_locks;          /* held while the volumes are in use */
 	size_t nvolume_locks;
 	bool rw_splices;            /* writable even without an upper */
+	pthread_mutex_t handles_lock;
+	struct plyfs_handle handles; /* the list's head */
 };
 
 int plyfs_setup_splices(struct plyfs *fs, const struct ply_options *opts,
@@ -93,13 +103,15 @@ static inline void plyfs_done(struct plyfs *fs, struct ply_inode *inode)
  * file to its upper copy when another open copies it up, so that every
  * reader sees what the writers wrote. */
 struct plyfs_file {
+	struct plyfs_handle h; /* first: the handle list's view of it */
 	int fd;
 	bool lower;      /* fd is a lower layer's file */
 	int old_fd;      /* the lower fd after the switch, closed at release */
 	pthread_mutex_t lock; /* the switch */
 };
 
-int plyfs_file_new(int fd, bool lower, struct fuse_file_info *fi);
+int plyfs_file_new(struct plyfs *fs, int fd, bool lower,
+		   struct fuse_file_info *fi);
 static inline struct plyfs_file *plyfs_file_of(struct fuse_file_info *fi)
 {
 	return (struct plyfs_file *)(uintptr_t)fi->fh;
@@ -108,7 +120,11 @@ static inline int plyfs_fd(struct fuse_file_info *fi)
 {
 	return __atomic_load_n(&plyfs_file_of(fi)->fd, __ATOMIC_ACQUIRE);
 }
-void plyfs_file_free(struct plyfs_file *f);
+void plyfs_file_free(struct plyfs *fs, struct plyfs_file *f);
+
+void plyfs_handle_add(struct plyfs *fs, struct plyfs_handle *h);
+void plyfs_handle_del(struct plyfs *fs, struct plyfs_handle *h);
+void plyfs_handles_free_all(struct plyfs *fs);
 
 /* Is inode inside a splice: a plain tree where no name or xattr is one
  * of our markers? */

@@ -453,7 +453,8 @@ static bool lower_file_has_ino(struct checker *c, uint64_t ino)
 			if (!l->is_upper && !l->is_splice)
 				collect_linked(c, l, l->fd, 0);
 		}
-		qsort(c->linked, c->nlinked, sizeof(*c->linked), cmp_u64);
+		if (c->nlinked) /* qsort wants an array, even an empty one */
+			qsort(c->linked, c->nlinked, sizeof(*c->linked), cmp_u64);
 		c->linked_read = true;
 	}
 	return bsearch(&ino, c->linked, c->nlinked, sizeof(ino), cmp_u64);

@@ -101,7 +101,8 @@ static void names_sort(struct names *s)
 {
 	size_t out = 0;
 
-	qsort(s->v, s->n, sizeof(*s->v), cmp_name);
+	if (s->n) /* qsort wants an array, even an empty one */
+		qsort(s->v, s->n, sizeof(*s->v), cmp_name);
 	for (size_t i = 0; i < s->n; i++) {
 		if (out && !strcmp(s->v[out - 1], s->v[i])) {
 			free(s->v[i]);

@@ -398,7 +398,8 @@ int ply_dir_names(int fd, char ***ret, size_t *ret_n)
 		n++;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), ply_strcmp_qsort);
+	if (n) /* qsort wants an array, even an empty one */
+		qsort(v, n, sizeof(*v), ply_strcmp_qsort);
 	*ret = v;
 	*ret_n = n;
 	return 0;

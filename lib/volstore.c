@@ -694,7 +694,8 @@ static int read_records(int vfd, bool lock_free, char ***ret_mounts,
 	}
 	/* one mount may hold a volume twice (two splices): name it once */
 	if (rec.nlive > 1)
-		qsort(rec.live, rec.nlive, sizeof(*rec.live), ply_strcmp_qsort);
+		if (rec.nlive) /* qsort wants an array, even an empty one */
+			qsort(rec.live, rec.nlive, sizeof(*rec.live), ply_strcmp_qsort);
 	for (size_t i = 1; i < rec.nlive;) {
 		if (strcmp(rec.live[i], rec.live[i - 1])) {
 			i++;
@@ -912,7 +913,8 @@ int ply_volstore_list(const struct ply_volstore *vs, char ***ret_names,
 				   strerror(-r));
 	}
 	if (list.n > 1)
-		qsort(list.v, list.n, sizeof(*list.v), ply_strcmp_qsort);
+		if (list.n) /* qsort wants an array, even an empty one */
+			qsort(list.v, list.n, sizeof(*list.v), ply_strcmp_qsort);
 	*ret_names = list.v;
 	*ret_n = list.n;
 	return 0;

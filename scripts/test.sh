@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Runs every test (unit and mount suites) in a build with warnings as errors.
-# Installs what is missing first. Needs no terminal and no stdin, so CI can
-# run it as is; exits non-zero when the build or any test fails, and always
-# ends with one line saying which.
+# Runs every test (unit, mount and runtime suites) in a build with warnings
+# as errors, then the checked passes of scripts/test-sanitize.sh: the unit
+# and mount suites built with AddressSanitizer and UndefinedBehaviorSanitizer,
+# and the unit suite plus a few mount tests under valgrind (see
+# docs/robustness.md). Installs what is missing first. Needs no terminal and
+# no stdin, so CI can run it as is; exits non-zero when a build or any test
+# fails, and always ends with one line saying which.
 #
 # Usage: scripts/test.sh
-# Environment: PLY_JOBS=N limits the build to N parallel jobs;
-#              PLY_BUILD_DIR (default build-ci) is the build directory.
+# Environment: PLY_JOBS=N limits the builds to N parallel jobs;
+#              PLY_BUILD_DIR (default build-ci) is the build directory;
+#              PLY_SANITIZE=0 skips the sanitizer and valgrind passes (they
+#              run by default, as in CI); other knobs: scripts/test-sanitize.sh.
 # Mount tests need /dev/fuse (as root that is enough); without it they skip.
 set -euo pipefail
 exec </dev/null
@@ -34,6 +39,10 @@ fuse_mounts() {
 
 stage="installing dependencies"
 scripts/deps.sh
+sanitize=${PLY_SANITIZE:-1}
+if [[ $sanitize != 0 ]]; then
+	scripts/deps.sh valgrind
+fi
 # The container-runtime suite needs these; without them it says it skips.
 scripts/deps.sh podman buildah runc busybox-static slirp4netns ||
 	echo "test.sh: note: the runtime packages did not install: the runtime suite will skip"
@@ -57,7 +66,24 @@ fi
 stage="testing"
 before=$(fuse_mounts)
 rc=0
+start=$SECONDS
 meson test -C "$builddir" --print-errorlogs --num-processes 2 || rc=$?
+echo "test.sh: main pass (unit, mount, runtime suites): $((SECONDS - start)) s"
+
+# The checked passes; the runtime suite ran above and is not repeated.
+if [[ $sanitize != 0 ]]; then
+	start=$SECONDS
+	srs=0
+	PLY_BUILD_DIR=$builddir scripts/test-sanitize.sh asan valgrind || srs=$?
+	echo "test.sh: sanitizer and valgrind passes: $((SECONDS - start)) s"
+	if ((srs)); then
+		stage="testing (sanitizer or valgrind pass)"
+		((rc)) && stage="testing (main pass, and sanitizer or valgrind pass)"
+		((rc)) || rc=$srs
+	fi
+else
+	echo "test.sh: note: PLY_SANITIZE=0: the sanitizer and valgrind passes are skipped"
+fi
 
 # The tests must always unmount; a FUSE mount that appeared during the run
 # and is still there is a leak. Report it, then clean it up.

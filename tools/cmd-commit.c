@@ -374,7 +374,8 @@ static int squash_dir(struct committer *c, const struct ply_lookup *dir,
 	}
 	for (size_t i = 2; i < listing.count; i++)
 		names[n++] = listing.entries[i].name;
-	qsort(names, n, sizeof(*names), cmp_name);
+	if (n) /* qsort wants an array, even an empty one */
+		qsort(names, n, sizeof(*names), cmp_name);
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		size_t nlen = strlen(names[i]);
 		struct ply_diff_entry e = { .path = path,

@@ -606,7 +606,8 @@ static int sobj_list(struct cp *c, const struct sobj *dir, char ***ret,
 		}
 		closedir(d);
 	}
-	qsort(v, n, sizeof(*v), ply_strcmp_qsort);
+	if (n) /* qsort wants an array, even an empty one */
+		qsort(v, n, sizeof(*v), ply_strcmp_qsort);
 	*ret = v;
 	*ret_n = n;
 	return 0;

@@ -97,7 +97,8 @@ static int export_dir(struct exporter *x, const struct ply_lookup *dir)
 	}
 	for (size_t i = 2; i < listing.count; i++)
 		names[n++] = listing.entries[i].name;
-	qsort(names, n, sizeof(*names), ply_strcmp_qsort);
+	if (n) /* qsort wants an array, even an empty one */
+		qsort(names, n, sizeof(*names), ply_strcmp_qsort);
 	for (size_t i = 0; i < n && r >= 0; i++)
 		r = export_one(x, dir, names[i]);
 	free(names);

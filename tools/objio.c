@@ -109,7 +109,8 @@ int plyctl_xattrs_read(int fd, struct plyctl_xattr **ret, size_t *ret_n)
 		x->size = (size_t)vlen;
 		n++;
 	}
-	qsort(v, n, sizeof(*v), cmp_xattr);
+	if (n) /* qsort wants an array, even an empty one */
+		qsort(v, n, sizeof(*v), cmp_xattr);
 out:
 	free(list);
 	if (r < 0) {

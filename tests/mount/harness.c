@@ -34,6 +34,12 @@ struct h_ctx {
 	struct h_mount mounts[H_MAX_MOUNTS];
 	char tmpfs[H_MAX_TMPFS][PATH_MAX];
 	size_t ntmpfs;
+
+	/* Where the sanitizers and a valgrind wrapper of the programs we
+	 * spawn write their reports (h_checker_env, h_wrap); scanned by
+	 * h_teardown, and any report fails the test. */
+	char logdir[256];
+	unsigned nreports;
 };
 
 /* The running test's state (cmocka runs tests one at a time). */
@@ -55,6 +61,219 @@ static void h_sleep_ms(int ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/* ---- sanitizers and valgrind ------------------------------------------- */
+
+/* A sanitized build (meson -Db_sanitize=...) or PLYFS_WRAPPER (e.g.
+ * "valgrind --leak-check=full") checks the daemon as it runs; whatever they
+ * find goes to files in the test's logdir, not to the daemon's stderr, which
+ * is /dev/null once it daemonizes and which tests compare: sanitizer
+ * reports as logdir/san.PID (log_path, added to ASAN_OPTIONS and
+ * UBSAN_OPTIONS of every program we spawn), valgrind's as logdir/vg.PID
+ * (--log-file, added to a valgrind wrapper). h_teardown scans them after
+ * every daemon has exited and fails the test on any report, leaks at exit
+ * included. */
+
+extern char **environ;
+
+/* Does a valgrind log hold an error (a killed valgrind writes no
+ * summary, so the error records themselves count)? */
+static bool h_valgrind_found(const char *log)
+{
+	static const char *const pats[] = {
+		"Invalid read", "Invalid write", "Invalid free",
+		"Mismatched free", "uninitialised", "Syscall param",
+		"Source and destination overlap", "are definitely lost",
+		"are indirectly lost", "Invalid address", "Jump to the invalid",
+		NULL,
+	};
+	const char *s = strstr(log, "ERROR SUMMARY: ");
+
+	if (s && s[15] >= '1' && s[15] <= '9')
+		return true;
+	for (const char *const *p = pats; *p; p++) {
+		if (strstr(log, *p))
+			return true;
+	}
+	return false;
+}
+
+static char *h_slurp(const char *path);
+
+/* Prints and counts the reports in c->logdir, and removes the logs. */
+static void h_scan_logs(struct h_ctx *c)
+{
+	DIR *d = opendir(c->logdir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[PATH_MAX];
+		bool vg = !strncmp(de->d_name, "vg.", 3);
+		char *log;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", c->logdir, de->d_name);
+		log = h_slurp(path);
+		if (log && *log && (!vg || h_valgrind_found(log))) {
+			int len = (int)strlen(log);
+
+			fprintf(stderr, "harness: %s report (%s):\n%.*s%s\n",
+				vg ? "valgrind" : "sanitizer", de->d_name,
+				len > 65536 ? 65536 : len, log,
+				len > 65536 ? "\n[...]" : "");
+			c->nreports++;
+		}
+		free(log);
+		unlink(path);
+	}
+	closedir(d);
+}
+
+/* Reports a sanitizer printed to a program's stderr (text; what) anyway:
+ * UBSan does, whatever its log_path says, when built with ASan. */
+static void h_scan_text(const char *text, const char *what)
+{
+	static const char *const pats[] = { "runtime error: ",
+					    "ERROR: AddressSanitizer",
+					    "ERROR: LeakSanitizer", NULL };
+
+	if (!cur || !text)
+		return;
+	for (const char *const *p = pats; *p; p++) {
+		if (strstr(text, *p)) {
+			fprintf(stderr, "harness: sanitizer report in the "
+					"stderr of %s:\n%s\n", what, text);
+			cur->nreports++;
+			return;
+		}
+	}
+}
+
+/* envp (NULL: ours) with log_path=logdir/san added to the sanitizer
+ * options; to be freed with h_strv_free. */
+static char **h_checker_env(const char *const envp[], size_t *ret_n)
+{
+	static const char *const vars[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
+					    NULL };
+	const char *const *src = envp ? envp : (const char *const *)environ;
+	size_t n = 0, k = 0;
+	char **v;
+
+	while (src[n])
+		n++;
+	v = calloc(n + 3, sizeof(*v));
+	assert_non_null(v);
+	for (const char *const *var = vars; cur && *var; var++) {
+		size_t len = strlen(*var);
+		const char *old = "";
+		char *e;
+
+		for (size_t i = 0; i < n; i++) {
+			if (!strncmp(src[i], *var, len) && src[i][len] == '=')
+				old = src[i] + len + 1;
+		}
+		if (asprintf(&e, "%s=%s%slog_path=%s/san", *var, old,
+			     *old ? ":" : "", cur->logdir) < 0)
+			fail_msg("asprintf: %s", strerror(errno));
+		v[k++] = e;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool skip = false;
+
+		for (const char *const *var = vars; cur && *var; var++) {
+			size_t len = strlen(*var);
+
+			skip |= !strncmp(src[i], *var, len) &&
+				src[i][len] == '=';
+		}
+		if (!skip) {
+			v[k] = strdup(src[i]);
+			assert_non_null(v[k]);
+			k++;
+		}
+	}
+	*ret_n = k;
+	return v;
+}
+
+/* The wrapper's program, looked up in $PATH unless it has a slash; in
+ * buf. */
+static const char *h_which(const char *prog, char *buf, size_t size)
+{
+	const char *path = getenv("PATH");
+
+	if (strchr(prog, '/'))
+		return prog;
+	for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+		size_t len = strcspn(p, ":");
+
+		snprintf(buf, size, "%.*s/%s", (int)len, p, prog);
+		if (access(buf, X_OK) == 0)
+			return buf;
+		p += len + (p[len] == ':');
+	}
+	fail_msg("PLYFS_WRAPPER: %s not found in $PATH", prog);
+	return NULL;
+}
+
+/* argv, run through $PLYFS_WRAPPER (blank-separated words, no quoting)
+ * when it runs $PLYFS; NULL when not. A valgrind wrapper gets
+ * --log-file=logdir/vg.%p unless it names its own log. To be freed with
+ * h_strv_free. */
+static char **h_wrap(const char *const argv[], size_t *ret_n)
+{
+	const char *w = getenv("PLYFS_WRAPPER"), *plyfs = getenv("PLYFS");
+	char *copy, *save = NULL, **v;
+	size_t n = 0, k = 0, nw = 0;
+	bool valgrind = false, haslog = false;
+	char prog[PATH_MAX];
+
+	if (!w || !*w || !plyfs || strcmp(argv[0], plyfs) || !cur)
+		return NULL;
+	while (argv[n])
+		n++;
+	copy = strdup(w);
+	assert_non_null(copy);
+	v = calloc(n + strlen(w) / 2 + 4, sizeof(*v));
+	assert_non_null(v);
+	for (char *word = strtok_r(copy, " \t", &save); word;
+	     word = strtok_r(NULL, " \t", &save)) {
+		if (nw++ == 0) {
+			const char *base = strrchr(word, '/');
+
+			valgrind = !strcmp(base ? base + 1 : word, "valgrind");
+			word = (char *)h_which(word, prog, sizeof(prog));
+		}
+		haslog |= !strncmp(word, "--log-", 6);
+		v[k] = strdup(word);
+		assert_non_null(v[k]);
+		k++;
+	}
+	free(copy);
+	if (valgrind && !haslog) {
+		if (asprintf(&v[k], "--log-file=%s/vg.%%p", cur->logdir) < 0)
+			fail_msg("asprintf: %s", strerror(errno));
+		k++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		v[k] = strdup(argv[i]);
+		assert_non_null(v[k]);
+		k++;
+	}
+	*ret_n = k;
+	return v;
+}
+
+/* Is PLYFS_WRAPPER set (the daemon then starts and exits slower)? */
+static bool h_wrapped(void)
+{
+	const char *w = getenv("PLYFS_WRAPPER");
+
+	return w && *w;
 }
 
 /* ---- set-up ------------------------------------------------------------ */
@@ -100,6 +319,19 @@ const char *h_plyfs(void)
 	return getenv("PLYFS");
 }
 
+/* H_TEST_TIMEOUT_S, 5 times longer under PLYFS_WRAPPER. */
+static int h_test_timeout_s(void)
+{
+	return H_TEST_TIMEOUT_S * (h_wrapped() ? 5 : 1);
+}
+
+/* How long a daemon may take to exit after its unmount: a valgrind
+ * wrapper checks for leaks first. */
+static int h_exit_wait_ms(void)
+{
+	return H_EXIT_WAIT_MS * (h_wrapped() ? 6 : 1);
+}
+
 /* Kills every daemon and detaches every mount of the test: the blocked
  * request (if any) then fails with ENOTCONN and the test ends. */
 static void *h_watchdog(void *arg)
@@ -108,7 +340,7 @@ static void *h_watchdog(void *arg)
 	struct timespec deadline;
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += H_TEST_TIMEOUT_S;
+	deadline.tv_sec += h_test_timeout_s();
 	pthread_mutex_lock(&c->lock);
 	while (!c->done) {
 		if (pthread_cond_timedwait(&c->cond, &c->lock, &deadline) ==
@@ -117,7 +349,7 @@ static void *h_watchdog(void *arg)
 	}
 	if (!c->done) {
 		fprintf(stderr, "harness: test still running after %d s: "
-				"killing its daemons\n", H_TEST_TIMEOUT_S);
+				"killing its daemons\n", h_test_timeout_s());
 		for (size_t i = 0; i < H_MAX_MOUNTS; i++) {
 			struct h_mount *m = &c->mounts[i];
 
@@ -146,9 +378,20 @@ int h_setup(void **state)
 		free(c);
 		return -1;
 	}
+	/* Outside the root, which tests walk; open to all, since daemons
+	 * may run as another user. */
+	snprintf(c->logdir, sizeof(c->logdir), "%s/plyfs-mt-log.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(c->logdir) || chmod(c->logdir, 01777) < 0) {
+		fprintf(stderr, "mkdtemp %s: %s\n", c->logdir, strerror(errno));
+		rmdir(c->root);
+		free(c);
+		return -1;
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	if (pthread_create(&c->watchdog, NULL, h_watchdog, c) != 0) {
+		rmdir(c->logdir);
 		rmdir(c->root);
 		free(c);
 		return -1;
@@ -183,6 +426,17 @@ int h_teardown(void **state)
 	nftw(c->root, h_rm_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	if (access(c->root, F_OK) == 0) {
 		fprintf(stderr, "harness: could not remove %s\n", c->root);
+		ret = -1;
+	}
+	/* Every daemon is gone now: their reports are complete. */
+	h_scan_logs(c);
+	nftw(c->logdir, h_rm_one, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	if (c->nreports) {
+		fprintf(stderr, "harness: FAIL: %u sanitizer or valgrind "
+				"report(s) from the programs this test ran "
+				"(above)\n", c->nreports);
+		print_error("%u sanitizer or valgrind report(s) from the "
+			    "programs the test started\n", c->nreports);
 		ret = -1;
 	}
 
@@ -478,8 +732,17 @@ pid_t h_spawn(const char *const argv[], const char *cwd,
 	int err_fd = h_open_out(err);
 	pid_t pid;
 
+	size_t nenv = 0, nwrap = 0;
+	char **env, **wrapped;
+
 	if (in_fd < 0 || out_fd < 0 || err_fd < 0)
 		fail_msg("spawn %s: %s", argv[0], strerror(errno));
+	/* prepared here: after fork only async-signal-safe calls */
+	env = h_checker_env(envp, &nenv);
+	wrapped = h_wrap(argv, &nwrap);
+	if (wrapped)
+		argv = (const char *const *)wrapped;
+	envp = (const char *const *)env;
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
@@ -490,16 +753,15 @@ pid_t h_spawn(const char *const argv[], const char *cwd,
 		syscall(SYS_close_range, 3U, ~0U, 0U);
 		if (cwd && chdir(cwd) < 0)
 			_exit(126);
-		if (envp)
-			execve(argv[0], (char *const *)argv,
-			       (char *const *)envp);
-		else
-			execv(argv[0], (char *const *)argv);
+		execve(argv[0], (char *const *)argv, (char *const *)envp);
 		_exit(127);
 	}
 	close(in_fd);
 	close(out_fd);
 	close(err_fd);
+	h_strv_free(env, nenv);
+	if (wrapped)
+		h_strv_free(wrapped, nwrap);
 	if (pid < 0)
 		fail_msg("fork: %s", strerror(errno));
 	return pid;
@@ -609,6 +871,7 @@ void h_run(const char *const argv[], const char *cwd,
 	ret->err = h_slurp(err);
 	unlink(out);
 	unlink(err);
+	h_scan_text(ret->err, argv[0]);
 }
 
 void h_run_free(struct h_run *run)
@@ -737,18 +1000,26 @@ static struct h_mount *h_slot(const char *mnt)
 	return NULL;
 }
 
-struct h_mount *h_mount_argv(const char *const argv[], const char *cwd,
-			     const char *mnt)
+struct h_mount *h_start(const char *const argv[], const char *cwd,
+			const char *mnt)
 {
 	struct h_mount *m = h_slot(mnt);
 	pid_t pid;
-	int status;
 
 	pid = h_spawn(argv, cwd, NULL, NULL, m->errlog);
 	pthread_mutex_lock(&cur->lock);
 	m->pid = pid;
 	m->active = true;
 	pthread_mutex_unlock(&cur->lock);
+	return m;
+}
+
+struct h_mount *h_mount_argv(const char *const argv[], const char *cwd,
+			     const char *mnt)
+{
+	struct h_mount *m = h_start(argv, cwd, mnt);
+	pid_t pid = m->pid;
+	int status;
 
 	for (int waited = 0; waited <= H_MOUNT_WAIT_MS; waited += H_POLL_MS) {
 		if (h_wait(pid, 0, &status) == 0) {
@@ -843,19 +1114,20 @@ int h_umount(struct h_mount *m)
 			fprintf(stderr, "harness: umount %s: %s\n", m->path,
 				strerror(errno));
 	}
-	if (m->pid > 0 && h_wait(m->pid, H_EXIT_WAIT_MS, &status) < 0) {
+	if (m->pid > 0 && h_wait(m->pid, h_exit_wait_ms(), &status) < 0) {
 		fprintf(stderr, "harness: plyfs (pid %d) still running %d ms "
 				"after unmount: killed\n", m->pid,
-			H_EXIT_WAIT_MS);
+			h_exit_wait_ms());
 		h_kill(m->pid);
 		status = -1;
 	}
-	if (status != 0) {
-		/* Whatever the daemon said may explain the failure. */
+	{
 		char *err = h_slurp(m->errlog);
 
-		if (err && *err)
+		/* Whatever the daemon said may explain the failure. */
+		if (status != 0 && err && *err)
 			fprintf(stderr, "harness: plyfs stderr:\n%s", err);
+		h_scan_text(err, "plyfs");
 		free(err);
 	}
 	pthread_mutex_lock(&cur->lock);
@@ -1420,22 +1692,22 @@ int h_umount_diag(struct h_mount *m)
 		if (!h_fusermount(m->path) && umount2(m->path, MNT_DETACH) < 0)
 			break;
 	}
-	if (h_wait(m->pid, H_EXIT_WAIT_MS, &status) == 0) {
+	if (h_wait(m->pid, h_exit_wait_ms(), &status) == 0) {
 		pthread_mutex_lock(&cur->lock);
 		m->pid = 0;
 		m->active = false;
 		pthread_mutex_unlock(&cur->lock);
-		if (status != 0) {
-			char *err = h_slurp(m->errlog);
+		char *err = h_slurp(m->errlog);
 
+		if (status != 0)
 			fprintf(stderr, "harness: plyfs exited 0x%x; stderr:\n%s",
 				status, err ? err : "");
-			free(err);
-		}
+		h_scan_text(err, "plyfs");
+		free(err);
 		return status;
 	}
 	fprintf(stderr, "harness: plyfs (pid %d) still running %d ms after "
-			"the unmount; its threads:\n", m->pid, H_EXIT_WAIT_MS);
+			"the unmount; its threads:\n", m->pid, h_exit_wait_ms());
 	if (access("/usr/bin/gdb", X_OK) == 0) {
 		char pid[16];
 		pid_t g;

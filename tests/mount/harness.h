@@ -169,6 +169,10 @@ struct h_mount *h_mount(const char *opts, const char *mnt);
  * (absolute), started in cwd. */
 struct h_mount *h_mount_argv(const char *const argv[], const char *cwd,
 			     const char *mnt);
+/* Starts the daemon of h_mount_argv without waiting for the mount; the
+ * mount (if it comes) is still unmounted by teardown. */
+struct h_mount *h_start(const char *const argv[], const char *cwd,
+			const char *mnt);
 /* Mounts the NULL-terminated relative lower layers, top first, at mnt. */
 struct h_mount *h_mount_lowers(const char *mnt, const char *first, ...);
 /* Takes charge of a mount made by someone else at mnt (absolute), whose

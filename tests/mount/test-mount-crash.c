@@ -4,8 +4,11 @@
  * copy-ups; after each kill the dead mount is unmounted, the stack mounted
  * again, and every file must show its old content or its new content in
  * full, no marker or temporary may show, and w/work must hold no
- * "#plyfs-*". Also: a mount onto a dead mountpoint is refused, and a full
- * upper (ENOSPC mid copy-up) leaves nothing behind. */
+ * "#plyfs-*", and `plyctl check` of the stack must report nothing. Kills
+ * while a new volume is being filled must not leave a half-filled volume
+ * that the next mount takes as filled. Also: a mount onto a dead mountpoint
+ * is refused, and a full upper (ENOSPC mid copy-up) leaves nothing
+ * behind. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -556,6 +559,28 @@ static int hl_state(const char *mnt, int i)
 	}
 }
 
+/* ---- plyctl check ------------------------------------------------------- */
+
+/* `plyctl check` of the (unmounted) stack must report nothing: exit 0
+ * ("no problems found") and nothing on stderr. */
+static void assert_check_clean(const char *what, int cycle)
+{
+	const char *plyctl = getenv("PLYCTL");
+	struct h_run r;
+
+	if (!plyctl || !*plyctl)
+		fail_msg("PLYCTL must name the plyctl binary");
+	h_run(H_NAMES(plyctl, "check", "-o", opts()), NULL, NULL, &r);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0 || *r.err) {
+		print_error("plyctl check: status 0x%x\nstdout:\n%s\nstderr:\n%s",
+			    r.status, r.out, r.err);
+		h_run_free(&r);
+		fail_msg("%s, cycle %d: plyctl check reports problems after "
+			 "the remount", what, cycle);
+	}
+	h_run_free(&r);
+}
+
 /* ---- the kill loop ------------------------------------------------------- */
 
 /* Runs every step in a child; exits 0 when all succeeded. */
@@ -637,6 +662,7 @@ static void run_kind(const struct kind *k)
 	m = mount_rw();
 	check_steps(k, nsteps, mnt, true, -1);
 	assert_int_equal(h_umount_diag(m), 0);
+	assert_check_clean(k->name, -1);
 	window = took + took / 5 + 1000;
 	print_message("%s: op of %d steps takes %ld us; %d kills within "
 		      "%ld us\n", k->name, nsteps, took, kills, window);
@@ -676,6 +702,7 @@ static void run_kind(const struct kind *k)
 				 "the remount", k->name, cycle);
 		h_assert_alive(m);
 		assert_int_equal(h_umount_diag(m), 0);
+		assert_check_clean(k->name, cycle);
 		if (getenv("PLY_CRASH_VERBOSE"))
 			print_message("%s cycle %d: kill at %ld us, %d/%d "
 				      "steps done\n", k->name, cycle, delay,
@@ -724,6 +751,239 @@ static void crash_hardlink(void **state)
 				       NULL, hl_step, hl_state };
 
 	run_kind(&k);
+}
+
+/* ---- volume population ------------------------------------------------- */
+
+/* A new volume at /data is filled from the layers before the mount
+ * appears (fs/splices.c, fill_volume): a tree of VOL_DIRS directories of
+ * VOL_FILES files (0 to 16 KiB), some of 256 KiB, a symlink and a hard link
+ * in each, so the filling takes a while. The daemon is killed at a random
+ * moment from its start to 1.2 times the time it takes to mount; then the
+ * stack is mounted again, and /data must be the whole tree of the layers:
+ * a volume that a kill left half-filled must not be presented as filled. */
+#define VOL_DIRS 24
+#define VOL_FILES 40
+
+static const char *vol_opts(void)
+{
+	return h_fmt("%s,volstore=%s,volume=pop:/data", opts(), h_path("vs"));
+}
+
+static void vol_build(void)
+{
+	for (int d = 0; d < VOL_DIRS; d++) {
+		for (int f = 0; f < VOL_FILES; f++) {
+			off_t len = f % 13 == 5 ? 256 * KiB :
+					(off_t)((f * 977 + d * 131) % (16 * KiB));
+
+			h_file_pattern(h_fmt("%s/data/d%02d/f%02d",
+					     d % 3 ? "l2" : "l1", d, f),
+				       len, 1000 + d * VOL_FILES + f);
+		}
+		h_symlink(h_fmt("f%02d", d % VOL_FILES),
+			  h_fmt("l2/data/d%02d/sym", d));
+		h_link(h_fmt("%s/data/d%02d/f01", d % 3 ? "l2" : "l1", d),
+		       h_fmt("%s/data/d%02d/hl", d % 3 ? "l2" : "l1", d));
+	}
+	h_file("l2/other", "other");
+}
+
+/* Empties the upper, work directory and volume store. */
+static void vol_reset(void)
+{
+	int root = open(h_path("."), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	assert_true(root >= 0);
+	assert_int_equal(h_rm_at(root, "vs"), 0);
+	close(root);
+	reset_upper();
+}
+
+/* The daemon with a new volume, not waiting for the mount. */
+static struct h_mount *vol_start(const char *mnt)
+{
+	return h_start(H_NAMES(h_plyfs(), "-f", "-o", vol_opts(), mnt), NULL,
+		       mnt);
+}
+
+/* Waits up to H_MOUNT_WAIT_MS for m's mount; false if the daemon exited. */
+static bool vol_wait_mounted(struct h_mount *m)
+{
+	int status;
+
+	for (int waited = 0; waited <= H_MOUNT_WAIT_MS; waited += H_POLL_MS) {
+		if (h_dev_differs(m->path))
+			return true;
+		if (h_wait(m->pid, 0, &status) == 0)
+			fail_msg("plyfs exited (0x%x) before the mount", status);
+		usleep(H_POLL_MS * 1000);
+	}
+	fail_msg("%s not mounted after %d ms", m->path, H_MOUNT_WAIT_MS);
+	return false;
+}
+
+/* Temporaries and markers among t's names. */
+static int vol_markers(const struct h_tree *t)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const char *base = strrchr(t->v[i].path, '/');
+
+		base = base ? base + 1 : t->v[i].path;
+		n += !strncmp(base, ".wh.", 4) || !strncmp(base, "#plyfs", 6) ||
+		     !strncmp(base, ".plyfs", 6);
+	}
+	return n;
+}
+
+/* The differences between the tree of the layers and the volume's (names,
+ * types, modes, sizes, contents, link targets, st_nlink), the first few
+ * printed; 0 when the volume is whole. */
+static int vol_diff(const struct h_tree *a, const struct h_tree *b)
+{
+	size_t i = 0, j = 0;
+	int n = 0;
+
+	while (i < a->n || j < b->n) {
+		int c = i == a->n ? 1 :
+			j == b->n ? -1 :
+				    strcmp(a->v[i].path, b->v[j].path);
+		const struct h_entry *x = c <= 0 ? &a->v[i] : NULL;
+		const struct h_entry *y = c >= 0 ? &b->v[j] : NULL;
+		const char *what = NULL;
+
+		if (!y)
+			what = "missing";
+		else if (!x)
+			what = "extra";
+		else if (x->mode != y->mode)
+			what = "mode or type differs";
+		else if (!S_ISDIR(x->mode) &&
+			 (x->size != y->size || x->hash != y->hash))
+			what = "content differs";
+		else if (x->link && (!y->link || strcmp(x->link, y->link)))
+			what = "link target differs";
+		else if (!S_ISDIR(x->mode) && x->nlink != y->nlink)
+			what = "st_nlink differs";
+		if (what && n++ < 5)
+			print_error("  /data/%s: %s\n", (x ? x : y)->path, what);
+		i += c <= 0;
+		j += c >= 0;
+	}
+	return n;
+}
+
+static void crash_volume(void **state)
+{
+	unsigned seed = h_seed("volume population", 8);
+	int kills = 20 * h_scale(), mounted = 0, partial = 0, empty = 0;
+	int markers = 0, diff;
+	char mnt[PATH_MAX];
+	struct h_tree want, got;
+	struct h_mount *m;
+	long t0, took, window;
+
+	rng = 0x9e3779b97f4a7c15ULL ^ ((unsigned long long)seed << 17) ^
+	      (unsigned long long)(20 * 7919);
+	snprintf(mnt, sizeof(mnt), "%s", h_path("mnt"));
+	h_mkdir("mnt");
+	vol_build();
+
+	/* what the layers hold at /data, through a mount without volume */
+	reset_upper();
+	m = mount_rw();
+	h_tree_walk(h_path("mnt/data"), &want);
+	assert_int_equal(h_umount_diag(m), 0);
+
+	/* calibration: the time from the start to the mount */
+	vol_reset();
+	t0 = now_us();
+	m = vol_start(mnt);
+	vol_wait_mounted(m);
+	took = now_us() - t0;
+	h_tree_walk(h_path("mnt/data"), &got);
+	if (vol_diff(&want, &got))
+		fail_msg("a volume filled without a kill differs from the "
+			 "layers");
+	h_tree_free(&got);
+	assert_int_equal(h_umount_diag(m), 0);
+	assert_check_clean("volume population", -1);
+	window = took + took / 5 + 1000;
+	print_message("volume population: %zu objects; start to mount takes "
+		      "%ld us; %d kills within %ld us\n", want.n, took, kills,
+		      window);
+
+	for (int cycle = 0; cycle < kills; cycle++) {
+		long delay = (long)(next_rand() % (unsigned long long)window);
+		struct stat st;
+		size_t nvol = 0;
+		bool was_mounted;
+		int vfd;
+
+		vol_reset();
+		m = vol_start(mnt);
+		usleep(delay);
+		was_mounted = h_dev_differs(mnt);
+		h_crash(m);
+		h_umount(m);
+		assert_false(h_is_mountpoint(mnt));
+		mounted += was_mounted;
+
+		/* what the killed daemon left in the volume's _data */
+		vfd = open(h_path("vs/volumes/pop/_data"),
+			   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (vfd >= 0) {
+			struct h_tree left;
+
+			close(vfd);
+			h_tree_walk(h_path("vs/volumes/pop/_data"), &left);
+			nvol = left.n;
+			h_tree_free(&left);
+		}
+		empty += nvol <= 1;
+
+		m = h_mount(vol_opts(), "mnt");
+		h_assert_ok(lstat(h_path("mnt/other"), &st));
+		h_tree_walk(h_path("mnt/data"), &got);
+		diff = vol_diff(&want, &got);
+		if (diff) {
+			print_error("cycle %d: kill at %ld us (%s), %zu objects "
+				    "left in the volume: the remount shows "
+				    "%zu objects at /data (%zu wanted), %d "
+				    "differences, %d temporaries or markers\n",
+				    cycle, delay,
+				    was_mounted ? "after the mount" :
+						  "before the mount",
+				    nvol, got.n, want.n, diff,
+				    vol_markers(&got));
+			partial++;
+			markers += vol_markers(&got) > 0;
+		}
+		h_tree_free(&got);
+		/* nowhere else in the merged view either */
+		if (!diff)
+			assert_no_markers(mnt);
+		h_assert_alive(m);
+		assert_int_equal(h_umount_diag(m), 0);
+		assert_check_clean("volume population", cycle);
+		if (getenv("PLY_CRASH_VERBOSE"))
+			print_message("volume cycle %d: kill at %ld us, %s, %zu "
+				      "objects left\n", cycle, delay,
+				      was_mounted ? "mounted" : "not mounted",
+				      nvol);
+	}
+	h_tree_free(&want);
+	print_message("volume population: %d kills, %d after the mount, %d "
+		      "with the volume still empty, %d presented "
+		      "half-filled (%d of them with temporaries in it)\n",
+		      kills, mounted, empty, partial, markers);
+	if (partial)
+		fail_msg("%d of %d kills during the filling left a half-filled "
+			 "volume that the next mount presents as filled (%d "
+			 "with copy-up temporaries showing)", partial, kills,
+			 markers);
 }
 
 /* st_nlink of a hard-linked lower file counts its names in the merged
@@ -897,6 +1157,7 @@ int main(void)
 		H_TEST(crash_unlink),
 		H_TEST(crash_hardlink),
 		H_TEST(crash_big),
+		H_TEST(crash_volume),
 		H_TEST(hardlink_nlink),
 	};
 

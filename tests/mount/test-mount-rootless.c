@@ -213,7 +213,9 @@ static void sc_plain(void **state)
 	for (int i = 0; i < 20; i++) {
 		size_t n;
 
-		h_strv_free(h_listdir(mnt, &n), n);
+		char **names = h_listdir(mnt, &n);
+
+		h_strv_free(names, n);
 		h_assert_listing(h_fmt("%s/opq", mnt), H_NONE);
 		h_assert_errno(open(h_fmt("%s/opq/o1", mnt), O_RDONLY), ENOENT);
 		h_assert_errno(lstat(h_fmt("%s/opq/o2", mnt), &a), ENOENT);

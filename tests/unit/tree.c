@@ -38,8 +38,9 @@ void tree_remove(const char *path)
 
 const char *tree_path(const char *base, const char *rel)
 {
-	static char bufs[8][PATH_MAX];
-	static unsigned int next;
+	/* per thread: test_concurrent calls this from several at once */
+	static __thread char bufs[8][PATH_MAX];
+	static __thread unsigned int next;
 	char *buf = bufs[next++ % 8];
 
 	if (!rel || !*rel)
