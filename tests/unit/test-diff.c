@@ -27,11 +27,7 @@ static int setup(void **state)
 	struct fx *fx = calloc(1, sizeof(*fx));
 
 	assert_non_null(fx);
-	fx->base = tree_mkdtemp();
-	tree_mkdir(fx->base, "u");
-	tree_mkdir(fx->base, "w");
-	tree_mkdir(fx->base, "l1");
-	tree_mkdir(fx->base, "l2");
+	fx->base = tree_mkstack();
 	*state = fx;
 	return 0;
 }
@@ -50,13 +46,7 @@ static int teardown(void **state)
 
 static void open_stack(struct fx *fx)
 {
-	char opt[4 * PATH_MAX];
-
-	snprintf(opt, sizeof(opt),
-		 "lowerdir=%s/l1:%s/l2,upperdir=%s/u,workdir=%s/w", fx->base,
-		 fx->base, fx->base, fx->base);
-	if (tree_stack_open(&fx->stack, opt, &fx->err) < 0)
-		fail_msg("stack: %s", fx->err.msg);
+	tree_open_u_l1_l2(fx->base, &fx->stack, &fx->err);
 	fx->open = true;
 }
 

@@ -31,11 +31,7 @@ static int setup(void **state)
 	struct fx *fx = calloc(1, sizeof(*fx));
 
 	assert_non_null(fx);
-	fx->base = tree_mkdtemp();
-	tree_mkdir(fx->base, "u");
-	tree_mkdir(fx->base, "w");
-	tree_mkdir(fx->base, "l1");
-	tree_mkdir(fx->base, "l2");
+	fx->base = tree_mkstack();
 	*state = fx;
 	return 0;
 }
@@ -58,13 +54,8 @@ static int teardown(void **state)
 static void open_stack(struct fx *fx)
 {
 	struct ply_err err = { "" };
-	char opt[4 * PATH_MAX];
 
-	snprintf(opt, sizeof(opt),
-		 "lowerdir=%s/l1:%s/l2,upperdir=%s/u,workdir=%s/w", fx->base,
-		 fx->base, fx->base, fx->base);
-	if (tree_stack_open(&fx->stack, opt, &err) < 0)
-		fail_msg("stack: %s", err.msg);
+	tree_open_u_l1_l2(fx->base, &fx->stack, &err);
 	assert_int_equal(ply_lookup_root(&fx->stack, &fx->root), 0);
 	fx->open = true;
 }

@@ -35,11 +35,7 @@ static int setup(void **state)
 	struct fx *fx = calloc(1, sizeof(*fx));
 
 	assert_non_null(fx);
-	fx->base = tree_mkdtemp();
-	tree_mkdir(fx->base, "u");
-	tree_mkdir(fx->base, "w");
-	tree_mkdir(fx->base, "l1");
-	tree_mkdir(fx->base, "l2");
+	fx->base = tree_mkstack();
 	tree_mkdir(fx->base, "s");
 	fx->fds_before = tree_count_fds();
 	*state = fx;

@@ -190,3 +190,26 @@ int tree_lookup_path(const struct ply_stack *stack,
 	*ret = cur;
 	return 0;
 }
+
+char *tree_mkstack(void)
+{
+	char *base = tree_mkdtemp();
+
+	tree_mkdir(base, "u");
+	tree_mkdir(base, "w");
+	tree_mkdir(base, "l1");
+	tree_mkdir(base, "l2");
+	return base;
+}
+
+void tree_open_u_l1_l2(const char *base, struct ply_stack *stack,
+		       struct ply_err *err)
+{
+	char opt[4 * PATH_MAX];
+
+	snprintf(opt, sizeof(opt),
+		 "lowerdir=%s/l1:%s/l2,upperdir=%s/u,workdir=%s/w", base, base,
+		 base, base);
+	if (tree_stack_open(stack, opt, err) < 0)
+		fail_msg("stack: %s", err->msg);
+}

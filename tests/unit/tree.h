@@ -34,6 +34,14 @@ void tree_mknod(const char *base, const char *rel, mode_t mode, dev_t dev);
 /* Number of open file descriptors of this process. */
 int tree_count_fds(void);
 
+/* The tree most tests stand on: a new temporary directory holding the
+ * empty layer directories u (upper), w (work), l1 and l2 (lowers, top
+ * first). */
+char *tree_mkstack(void);
+/* Opens u over l1 over l2 of base (built by tree_mkstack), failing the
+ * test with err's message when that is refused. */
+void tree_open_u_l1_l2(const char *base, struct ply_stack *stack,
+		       struct ply_err *err);
 /* Parses optstr, opens the stack it names, frees the options. */
 int tree_stack_open(struct ply_stack *stack, const char *optstr,
 		    struct ply_err *err);
