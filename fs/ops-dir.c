@@ -112,7 +112,12 @@ static size_t fill(fuse_req_t req, struct plyfs *fs, struct ply_inode *inode,
 			used += need;
 			continue;
 		}
+		/* An entry the kernel already holds goes without a nodeid:
+		 * looking it up again would only make the kernel drop the
+		 * ACLs it cached for it. */
 		if (!is_dot_or_dotdot(de->name) &&
+		    !ply_inode_table_knows(&fs->table, inode, de->name,
+					   de->ino) &&
 		    plyfs_do_lookup_hint(fs, inode, de->name, de->layer, &e) <
 			    0)
 			continue; /* gone since opendir */

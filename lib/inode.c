@@ -241,6 +241,21 @@ static bool adopt_locked(struct ply_inode_table *table,
 	return true;
 }
 
+bool ply_inode_table_knows(struct ply_inode_table *table,
+			   const struct ply_inode *parent, const char *name,
+			   uint64_t ino)
+{
+	struct ply_inode *inode;
+	bool known;
+
+	pthread_mutex_lock(&table->lock);
+	inode = find_locked(table, ino);
+	known = inode && inode->nlookup && inode->parent == parent &&
+		!inode->orphan && strcmp(inode->name, name) == 0;
+	pthread_mutex_unlock(&table->lock);
+	return known;
+}
+
 int ply_inode_table_acquire(struct ply_inode_table *table,
 			    struct ply_inode *parent, const char *name,
 			    struct ply_lookup *lk, struct ply_inode **ret)

@@ -230,6 +230,16 @@ int ply_marker_set_redirect(const struct ply_stack *stack, int fd,
 			    const char *path);
 /* Does the upper directory fd carry overlay.impure (copied-up entries)? */
 bool ply_marker_dir_impure(int fd);
+/* The pure decoders behind the readers above, on the bytes an xattr call
+ * returned (fuzzed by tests/fuzz/fuzz-marker.c): the marks named in a
+ * listxattr list of size bytes; the state an overlay.opaque value
+ * announces ("y" opaque, "x" xattr whiteouts, anything else plain); an
+ * overlay.redirect value checked and copied NUL-terminated into buf
+ * (-EINVAL for a malformed one or one that does not fit bufsize). */
+unsigned ply_marker_marks_parse(const char *list, size_t size);
+enum ply_opaque ply_marker_opaque_parse(const void *value, size_t size);
+int ply_marker_redirect_parse(const void *value, size_t size, char *buf,
+			      size_t bufsize);
 
 /* Writers, in the format the stack probed (stack->wh_format, xattr_ns).
  * Creates a whiteout for name in dirfd (a directory of the upper or the
@@ -569,6 +579,11 @@ void ply_inode_table_destroy(struct ply_inode_table *table);
 int ply_inode_table_acquire(struct ply_inode_table *table,
 			    struct ply_inode *parent, const char *name,
 			    struct ply_lookup *lk, struct ply_inode **ret);
+/* Whether the kernel holds a reference to inode ino, found as name in
+ * parent: a listing need not look such an entry up again. */
+bool ply_inode_table_knows(struct ply_inode_table *table,
+			   const struct ply_inode *parent, const char *name,
+			   uint64_t ino);
 /* Drops n lookup references; frees the inode when nothing holds it. */
 void ply_inode_table_forget(struct ply_inode_table *table,
 			    struct ply_inode *inode, uint64_t n);
