@@ -42,7 +42,7 @@ const char *ply_marker_whiteout_target(const char *name)
 	return target;
 }
 
-unsigned ply_marker_present(int fd)
+unsigned ply_marker_marks_parse(const char *list, size_t size)
 {
 	static const struct {
 		const char *suffix;
@@ -54,13 +54,9 @@ unsigned ply_marker_present(int fd)
 		{ "overlay.metacopy", PLY_MARK_METACOPY },
 		{ "plyfs.origin", PLY_MARK_ORIGIN },
 	};
-	char list[4096];
 	unsigned marks = 0;
-	ssize_t n = ply_sys_fd_listxattr(fd, list, sizeof(list));
 
-	if (n == -ERANGE)
-		return ~0u; /* too many to list here: look at each */
-	for (ssize_t pos = 0; pos < n; pos += (ssize_t)strlen(list + pos) + 1) {
+	for (size_t pos = 0; pos < size; pos += strlen(list + pos) + 1) {
 		const char *name = list + pos;
 		const char *dot;
 
@@ -74,10 +70,31 @@ unsigned ply_marker_present(int fd)
 	return marks;
 }
 
+unsigned ply_marker_present(int fd)
+{
+	char list[4096];
+	ssize_t n = ply_sys_fd_listxattr(fd, list, sizeof(list));
+
+	if (n == -ERANGE)
+		return ~0u; /* too many to list here: look at each */
+	return n > 0 ? ply_marker_marks_parse(list, (size_t)n) : 0;
+}
+
 int ply_marker_dir_state(int dirfd, enum ply_opaque *ret_state)
 {
 	return ply_marker_dir_state_marks(dirfd, ply_marker_present(dirfd),
 					  ret_state);
+}
+
+enum ply_opaque ply_marker_opaque_parse(const void *value, size_t size)
+{
+	const char *v = value;
+
+	if (size == 1 && v[0] == 'y')
+		return PLY_DIR_OPAQUE;
+	if (size == 1 && v[0] == 'x')
+		return PLY_DIR_XWHITEOUTS;
+	return PLY_DIR_PLAIN;
 }
 
 int ply_marker_dir_state_marks(int dirfd, unsigned marks,
@@ -92,11 +109,15 @@ int ply_marker_dir_state_marks(int dirfd, unsigned marks,
 	     i++) {
 		ssize_t n = ply_sys_fd_getxattr(dirfd, opaque_xattrs[i], v,
 						sizeof(v));
-		if (n == 1 && v[0] == 'y') {
+		enum ply_opaque got =
+			n > 0 ? ply_marker_opaque_parse(v, (size_t)n) :
+				PLY_DIR_PLAIN;
+
+		if (got == PLY_DIR_OPAQUE) {
 			*ret_state = PLY_DIR_OPAQUE;
 			return 0;
 		}
-		if (n == 1 && v[0] == 'x')
+		if (got == PLY_DIR_XWHITEOUTS)
 			state = PLY_DIR_XWHITEOUTS;
 	}
 	if (ply_sys_fstatat(dirfd, PLY_WH_OPAQUE, &st) == 0)
@@ -170,6 +191,22 @@ static bool read_overlay_flag(int fd, const char *flag, char want)
 	return false;
 }
 
+int ply_marker_redirect_parse(const void *value, size_t size, char *buf,
+			      size_t bufsize)
+{
+	if (!size || size >= bufsize)
+		return -EINVAL;
+	memmove(buf, value, size); /* value may be buf itself */
+	buf[size] = '\0';
+	/* a name, or a path from the layer root: nothing else */
+	if (buf[0] != '/' && strchr(buf, '/'))
+		return -EINVAL;
+	if (strstr(buf, "/../") || !strcmp(buf, "..") ||
+	    !strncmp(buf, "../", 3))
+		return -EINVAL;
+	return 0;
+}
+
 int ply_marker_dir_redirect(int fd, char *buf, size_t size)
 {
 	static const char *const names[] = { "trusted.overlay.redirect",
@@ -178,16 +215,9 @@ int ply_marker_dir_redirect(int fd, char *buf, size_t size)
 	for (size_t i = 0; i < 2; i++) {
 		ssize_t n = ply_sys_fd_getxattr(fd, names[i], buf, size - 1);
 
-		if (n > 0) {
-			buf[n] = '\0';
-			/* a name, or a path from the layer root: nothing else */
-			if (buf[0] != '/' && strchr(buf, '/'))
-				return -EINVAL;
-			if (strstr(buf, "/../") || !strcmp(buf, "..") ||
-			    !strncmp(buf, "../", 3))
-				return -EINVAL;
-			return 0;
-		}
+		if (n > 0)
+			return ply_marker_redirect_parse(buf, (size_t)n, buf,
+							 size);
 	}
 	buf[0] = '\0';
 	return -ENODATA;
