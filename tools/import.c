@@ -422,21 +422,31 @@ out:
 	close(pfd);
 }
 
-/* Modes and times of the directories, deepest (last made) first. */
+/* Modes and times of the directories, deepest (last made) first. A later
+ * entry may have put something else at a directory's path (a symlink to
+ * anywhere, a file): only a directory is changed, through an fd opened
+ * without following, never by name (fchmodat follows symlinks). */
 static void fix_dirs(struct importer *im)
 {
 	for (size_t i = im->ndirs; i-- > 0;) {
 		struct dir_fix *d = &im->dirs[i];
 		struct timespec ts[2] = { d->mtime, d->mtime };
 		const char *name;
-		char why[PATH_MAX + 64];
-		int pfd;
+		char why[PATH_MAX + 64], path[64];
+		int pfd, fd;
 
 		im->path = d->path;
 		pfd = walk_parent(im, d->path, false, &name, why, sizeof(why));
 		if (pfd >= 0) {
-			fchmodat(pfd, name, d->mode, 0);
-			utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW);
+			fd = openat(pfd, name,
+				    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0) {
+				snprintf(path, sizeof(path), "/proc/self/fd/%d",
+					 fd);
+				chmod(path, d->mode);
+				utimensat(AT_FDCWD, path, ts, 0);
+				close(fd);
+			}
 			close(pfd);
 		}
 		free(d->path);
