@@ -56,15 +56,23 @@ unsigned ply_marker_marks_parse(const char *list, size_t size)
 	};
 	unsigned marks = 0;
 
-	for (size_t pos = 0; pos < size; pos += strlen(list + pos) + 1) {
-		const char *name = list + pos;
-		const char *dot;
+	/* NUL-separated names; the last one is read within size even
+	 * without its NUL (the kernel always ends it with one) */
+	for (size_t pos = 0, len; pos < size; pos += len + 1) {
+		const char *name = list + pos, *key;
+		size_t klen;
 
-		if (strncmp(name, "trusted.", 8) && strncmp(name, "user.", 5))
+		len = strnlen(name, size - pos);
+		if (len > 8 && !strncmp(name, "trusted.", 8))
+			key = name + 8;
+		else if (len > 5 && !strncmp(name, "user.", 5))
+			key = name + 5;
+		else
 			continue;
-		dot = strchr(name, '.') + 1;
+		klen = len - (size_t)(key - name);
 		for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
-			if (!strcmp(dot, known[i].suffix))
+			if (klen == strlen(known[i].suffix) &&
+			    !memcmp(key, known[i].suffix, klen))
 				marks |= known[i].mark;
 	}
 	return marks;
@@ -198,12 +206,25 @@ int ply_marker_redirect_parse(const void *value, size_t size, char *buf,
 		return -EINVAL;
 	memmove(buf, value, size); /* value may be buf itself */
 	buf[size] = '\0';
+	if (strlen(buf) != size)
+		return -EINVAL; /* a NUL inside: not one name */
 	/* a name, or a path from the layer root: nothing else */
 	if (buf[0] != '/' && strchr(buf, '/'))
 		return -EINVAL;
-	if (strstr(buf, "/../") || !strcmp(buf, "..") ||
-	    !strncmp(buf, "../", 3))
-		return -EINVAL;
+	/* and no component that stays or climbs: "/.." led a lookup to the
+	 * directory above a lower layer's root, "." to the parent itself
+	 * (the kernel's lookup refuses both as well) */
+	for (const char *p = buf; *p;) {
+		size_t n;
+
+		while (*p == '/')
+			p++;
+		n = strcspn(p, "/");
+		if ((n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return -EINVAL;
+		p += n;
+	}
 	return 0;
 }
 

@@ -229,6 +229,81 @@ static void test_xattr_is_private(void **state)
 	assert_false(ply_xattr_is_private(""));
 }
 
+/* overlay.redirect as a directory carries it: a name, or a path from the
+ * layer root, never one that leads out (fuzz-marker found "//.." taken). */
+static int redirect_of(const char *base, const char *value, char *buf,
+		       size_t size)
+{
+	int fd, r;
+
+	tree_setxattr(base, "r", "user.overlay.redirect", value);
+	fd = open(tree_path(base, "r"), O_PATH | O_DIRECTORY);
+	assert_true(fd >= 0);
+	r = ply_marker_dir_redirect(fd, buf, size);
+	close(fd);
+	return r;
+}
+
+static void test_redirect_values(void **state)
+{
+	static const char *const good[] = { "old", "/a/b", "/a", "//a//b/",
+					    "..a", "/a/...", ".x" };
+	static const char *const bad[] = { "a/b", "..", ".", "/..", "//..",
+					   "/a/..", "/a/../b", "/./a",
+					   "/a/.", "../a" };
+	const char *base = *state;
+	char buf[64];
+	int fd;
+
+	tree_mkdir(base, "r");
+	fd = open(tree_path(base, "r"), O_PATH | O_DIRECTORY);
+	assert_true(fd >= 0);
+	assert_int_equal(ply_marker_dir_redirect(fd, buf, sizeof(buf)),
+			 -ENODATA);
+	close(fd);
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+		assert_int_equal(redirect_of(base, good[i], buf, sizeof(buf)),
+				 0);
+		assert_string_equal(buf, good[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_int_equal(redirect_of(base, bad[i], buf, sizeof(buf)),
+				 -EINVAL);
+	/* the pure decoder: a NUL inside is not one name; too long fails */
+	assert_int_equal(ply_marker_redirect_parse("a\0/b", 4, buf,
+						   sizeof(buf)),
+			 -EINVAL);
+	assert_int_equal(ply_marker_redirect_parse("abcd", 4, buf, 4),
+			 -EINVAL);
+	assert_int_equal(ply_marker_redirect_parse("abcd", 4, buf, 5), 0);
+	assert_string_equal(buf, "abcd");
+	assert_int_equal(ply_marker_redirect_parse("", 0, buf, sizeof(buf)),
+			 -EINVAL);
+}
+
+static void test_marks_parse(void **state)
+{
+	static const char list[] = "trusted.overlay.opaque\0security.x\0"
+				   "user.overlay.redirect\0user.plyfs.origin";
+	char *exact = malloc(sizeof(list) - 1);
+
+	assert_int_equal(ply_marker_opaque_parse("y", 1), PLY_DIR_OPAQUE);
+	assert_int_equal(ply_marker_opaque_parse("x", 1), PLY_DIR_XWHITEOUTS);
+	assert_int_equal(ply_marker_opaque_parse("yy", 2), PLY_DIR_PLAIN);
+	assert_int_equal(ply_marker_opaque_parse("", 0), PLY_DIR_PLAIN);
+	assert_int_equal(ply_marker_marks_parse(list, sizeof(list)),
+			 PLY_MARK_OPAQUE | PLY_MARK_REDIRECT | PLY_MARK_ORIGIN);
+	/* the last name without its NUL (fuzz-marker: read past the end
+	 * before): read within the size given */
+	assert_non_null(exact);
+	memcpy(exact, list, sizeof(list) - 1);
+	assert_int_equal(ply_marker_marks_parse(exact, sizeof(list) - 1),
+			 PLY_MARK_OPAQUE | PLY_MARK_REDIRECT | PLY_MARK_ORIGIN);
+	assert_int_equal(ply_marker_marks_parse(exact, 10), 0);
+	assert_int_equal(ply_marker_marks_parse("user.", 5), 0);
+	free(exact);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -245,6 +320,8 @@ int main(void)
 		T(test_whiteout_trusted_xattr),
 		T(test_whiteout_symlink_not),
 		cmocka_unit_test(test_xattr_is_private),
+		T(test_redirect_values),
+		cmocka_unit_test(test_marks_parse),
 	};
 #undef T
 
