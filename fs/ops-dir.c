@@ -25,36 +25,43 @@ static void dir_handle_free(struct plyfs_handle *h)
 	free(dh);
 }
 
+int plyfs_read_listing(struct plyfs *fs, struct ply_inode *inode,
+		       struct ply_dir **ret)
+{
+	uint64_t parent_ino = inode->parent ? inode->parent->ino : inode->ino;
+	struct ply_dir *dir = ply_inode_listing(inode);
+	int r;
+
+	if (dir) {
+		*ret = dir;
+		return 0;
+	}
+	dir = calloc(1, sizeof(*dir));
+	if (!dir)
+		return -ENOMEM;
+	r = ply_dir_read_spliced(&fs->stack, inode->parts, inode->nparts,
+				 inode->snode, inode->ino, parent_ino, dir);
+	if (r < 0) {
+		free(dir);
+		return r;
+	}
+	dir->refs = 1;
+	/* still under the read lock: no change came between */
+	ply_inode_keep_listing(&fs->stack, inode, dir);
+	*ret = dir;
+	return 0;
+}
+
 static int do_opendir(struct plyfs *fs, struct ply_inode *inode,
 		      struct ply_dir **ret)
 {
-	uint64_t parent_ino = inode->parent ? inode->parent->ino : inode->ino;
-	struct ply_dir *dir;
-	int r;
+	int r = plyfs_use(fs, inode);
 
-	r = plyfs_use(fs, inode);
 	if (r < 0)
 		return r;
-	dir = ply_inode_listing(inode);
-	if (!dir) {
-		dir = calloc(1, sizeof(*dir));
-		r = dir ? ply_dir_read_spliced(&fs->stack, inode->parts,
-					       inode->nparts, inode->snode,
-					       inode->ino, parent_ino, dir) :
-			  -ENOMEM;
-		if (r >= 0) {
-			dir->refs = 1;
-			/* still under the read lock: no change came between */
-			ply_inode_keep_listing(&fs->stack, inode, dir);
-		} else {
-			free(dir);
-		}
-	}
+	r = plyfs_read_listing(fs, inode, ret);
 	plyfs_done(fs, inode);
-	if (r < 0)
-		return r;
-	*ret = dir;
-	return 0;
+	return r;
 }
 
 void plyfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

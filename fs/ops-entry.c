@@ -45,6 +45,54 @@ static size_t first_part(struct plyfs *fs, const struct ply_inode *parent,
 	return 0;
 }
 
+/* Whether to read parent's merged listing to answer lookups: when the
+ * names it missed so far cost more than the listing would. A miss costs
+ * two calls per layer (the name and its ".wh." file), a listing about one
+ * per 4 KiB block of each layer's directory. Weighed at 2, 4, 8... misses
+ * since the last listing, so a large directory that changes all the time
+ * is read once in many misses, never once per lookup. */
+static bool listing_worth_reading(struct plyfs *fs, struct ply_inode *parent)
+{
+	unsigned misses = __atomic_load_n(&parent->misses, __ATOMIC_RELAXED);
+	uint64_t blocks = 0;
+	struct stat st;
+
+	if (fs->timeout <= 0 || parent->nparts < 2 || misses < 2 ||
+	    (misses & (misses - 1)) ||
+	    !ply_inode_listing_keepable(&fs->stack, parent))
+		return false;
+	for (size_t i = 0; i < parent->nparts; i++) {
+		if (ply_sys_fstat(parent->parts[i].fd, &st) < 0)
+			return false;
+		blocks += (uint64_t)st.st_size / 4096 + 1;
+	}
+	return blocks <= 2 * (uint64_t)misses * parent->nparts;
+}
+
+/* Answers a lookup from parent's merged listing when one is kept, or is
+ * worth reading: -ENOENT when it does not hold name, 1 and the layer name
+ * comes from when it does, 0 when there is no listing to ask. Only while
+ * nothing changes the layers behind the mount (timeout > 0): every change
+ * through it drops the kept listing. */
+static int ask_listing(struct plyfs *fs, struct ply_inode *parent,
+		       const char *name, int *ret_layer)
+{
+	struct ply_dir *dir = ply_inode_listing(parent);
+	const struct ply_dirent *de;
+
+	if (!dir) {
+		if (!listing_worth_reading(fs, parent) ||
+		    plyfs_read_listing(fs, parent, &dir) < 0)
+			return 0;
+		__atomic_store_n(&parent->misses, 0, __ATOMIC_RELAXED);
+	}
+	de = ply_dir_find(dir, name);
+	if (de)
+		*ret_layer = de->layer;
+	ply_dir_put(dir);
+	return de ? 1 : -ENOENT;
+}
+
 int plyfs_do_lookup(struct plyfs *fs, struct ply_inode *parent,
 		    const char *name, struct fuse_entry_param *ret_e)
 {
@@ -60,12 +108,23 @@ int plyfs_do_lookup_hint(struct plyfs *fs, struct ply_inode *parent,
 	size_t skip;
 	int r;
 
+	r = ply_name_check(name);
+	if (r < 0)
+		return r;
 	r = plyfs_use(fs, parent);
 	if (r < 0)
 		return r;
-	skip = first_part(fs, parent, layer_hint);
-	r = ply_lookup_child(&fs->stack, parent->parts + skip,
-			     parent->nparts - skip, parent->snode, name, &lk);
+	if (layer_hint < 0)
+		r = ask_listing(fs, parent, name, &layer_hint);
+	if (r >= 0) {
+		skip = first_part(fs, parent, layer_hint);
+		r = ply_lookup_child(&fs->stack, parent->parts + skip,
+				     parent->nparts - skip, parent->snode, name,
+				     &lk);
+		if (r == -ENOENT)
+			__atomic_add_fetch(&parent->misses, 1,
+					   __ATOMIC_RELAXED);
+	}
 	plyfs_done(fs, parent);
 	if (r < 0)
 		return r;

@@ -99,6 +99,12 @@ static inline void plyfs_done(struct plyfs *fs, struct ply_inode *inode)
 	ply_inode_unpin(&fs->table, inode);
 }
 
+/* The merged listing of inode, read now or the one kept since its last
+ * change; kept for the next reader. The caller is between plyfs_use and
+ * plyfs_done of inode, and puts the listing. */
+int plyfs_read_listing(struct plyfs *fs, struct ply_inode *inode,
+		       struct ply_dir **ret);
+
 /* An open file (ops-file.c). A read-only open of a lower file follows the
  * file to its upper copy when another open copies it up, so that every
  * reader sees what the writers wrote. */

@@ -566,12 +566,20 @@ struct ply_dir *ply_inode_listing(struct ply_inode *inode)
 	return dir;
 }
 
-void ply_inode_keep_listing(const struct ply_stack *stack,
-			    struct ply_inode *inode, struct ply_dir *dir)
+bool ply_inode_listing_keepable(const struct ply_stack *stack,
+				const struct ply_inode *inode)
 {
 	for (size_t i = 0; i < inode->nparts; i++)
 		if (stack->layers[inode->parts[i].layer].is_splice)
-			return;
+			return false;
+	return true;
+}
+
+void ply_inode_keep_listing(const struct ply_stack *stack,
+			    struct ply_inode *inode, struct ply_dir *dir)
+{
+	if (!ply_inode_listing_keepable(stack, inode))
+		return;
 	pthread_mutex_lock(&inode->fd_lock);
 	if (!inode->listing)
 		inode->listing = ply_dir_get(dir);

@@ -552,6 +552,7 @@ struct ply_inode {
 	uint64_t nlookup;  /* kernel references */
 	uint64_t nchildren; /* inodes whose parent this is */
 	uint64_t pins;     /* users of the part fds right now */
+	unsigned misses;   /* lookups of absent names in it (atomic) */
 	bool fds_open;
 	bool orphan;       /* its name is gone: fds pinned until forgotten */
 	struct ply_inode *next; /* hash chain */
@@ -615,6 +616,9 @@ struct ply_dir *ply_inode_listing(struct ply_inode *inode);
 void ply_inode_keep_listing(const struct ply_stack *stack,
 			    struct ply_inode *inode, struct ply_dir *dir);
 void ply_inode_drop_listing(struct ply_inode *inode);
+/* Whether a listing of inode would be kept (none of a splice is). */
+bool ply_inode_listing_keepable(const struct ply_stack *stack,
+				const struct ply_inode *inode);
 /* Takes and drops a holder's reference on a shared listing. */
 struct ply_dir *ply_dir_get(struct ply_dir *dir);
 void ply_dir_put(struct ply_dir *dir);
@@ -698,8 +702,14 @@ struct ply_dir {
 	size_t count;
 	char *pool;
 	size_t pool_used, pool_size;
+	uint32_t *index; /* open addressing by name: entry index + 1, or 0 */
+	size_t nindex;   /* slots, a power of two */
 	unsigned refs; /* shared listings (ply_inode_listing): holders */
 };
+
+/* The entry of a listing named name, or NULL. */
+const struct ply_dirent *ply_dir_find(const struct ply_dir *dir,
+				      const char *name);
 
 /* Reads the merged listing of a directory made of parts: each name once,
  * topmost wins, markers and whited-out names left out. */

@@ -299,6 +299,8 @@ static int add_splices(struct builder *b, const struct ply_snode *snode)
 	return 0;
 }
 
+static int build_index(struct ply_dir *dir);
+
 int ply_dir_read(const struct ply_stack *stack, const struct ply_part *parts,
 		 size_t nparts, uint64_t self_ino, uint64_t parent_ino,
 		 struct ply_dir *ret)
@@ -335,8 +337,56 @@ int ply_dir_read_spliced(const struct ply_stack *stack,
 	for (size_t i = 0; i < dir.count; i++)
 		dir.entries[i].name = dir.pool + b.entry_off[i];
 	free(b.entry_off);
+	r = build_index(&dir);
+	if (r < 0) {
+		ply_dir_free(&dir);
+		return r;
+	}
 	*ret = dir;
 	return 0;
+}
+
+static size_t index_slot(const struct ply_dir *dir, const char *name)
+{
+	return (size_t)XXH3_64bits(name, strlen(name)) & (dir->nindex - 1);
+}
+
+/* The name index that answers lookups from a kept listing. */
+static int build_index(struct ply_dir *dir)
+{
+	size_t n = 16;
+
+	while (n < 2 * dir->count)
+		n *= 2;
+	dir->index = calloc(n, sizeof(*dir->index));
+	if (!dir->index)
+		return -ENOMEM;
+	dir->nindex = n;
+	for (size_t i = 0; i < dir->count; i++) {
+		size_t s = index_slot(dir, dir->entries[i].name);
+
+		while (dir->index[s])
+			s = (s + 1) & (n - 1);
+		dir->index[s] = (uint32_t)(i + 1);
+	}
+	return 0;
+}
+
+const struct ply_dirent *ply_dir_find(const struct ply_dir *dir,
+				      const char *name)
+{
+	size_t s;
+
+	if (!dir->nindex)
+		return NULL;
+	for (s = index_slot(dir, name); dir->index[s];
+	     s = (s + 1) & (dir->nindex - 1)) {
+		const struct ply_dirent *de = &dir->entries[dir->index[s] - 1];
+
+		if (!strcmp(de->name, name))
+			return de;
+	}
+	return NULL;
 }
 
 struct ply_dir *ply_dir_get(struct ply_dir *dir)
@@ -355,6 +405,7 @@ void ply_dir_put(struct ply_dir *dir)
 
 void ply_dir_free(struct ply_dir *dir)
 {
+	free(dir->index);
 	free(dir->entries);
 	free(dir->pool);
 	memset(dir, 0, sizeof(*dir));

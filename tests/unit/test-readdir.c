@@ -327,8 +327,29 @@ static void test_many_names(void **state)
 		seen[n] = 1;
 		assert_int_equal(e->layer,
 				 n < 10000 ? UPPER : n < 15000 ? L1 : L2);
+		/* the name index finds each entry as itself */
+		assert_ptr_equal(ply_dir_find(&fx->dir, e->name), e);
 	}
+	assert_ptr_equal(ply_dir_find(&fx->dir, "."), &fx->dir.entries[0]);
+	assert_null(ply_dir_find(&fx->dir, "n20000"));
+	assert_null(ply_dir_find(&fx->dir, "n"));
+	assert_null(ply_dir_find(&fx->dir, ""));
 	free(seen);
+}
+
+/* A whited-out or marker name is not found, as it is not listed. */
+static void test_find_skips_hidden(void **state)
+{
+	struct fx *fx = *state;
+
+	tree_write(fx->base, "l1/gone", "");
+	tree_write(fx->base, "l1/kept", "");
+	tree_write(fx->base, "u/.wh.gone", "");
+	open_stack(fx);
+	list(fx, "");
+	assert_non_null(ply_dir_find(&fx->dir, "kept"));
+	assert_null(ply_dir_find(&fx->dir, "gone"));
+	assert_null(ply_dir_find(&fx->dir, ".wh.gone"));
 }
 
 static void test_deterministic(void **state)
@@ -372,6 +393,7 @@ int main(void)
 		T(test_ino_matches_lookup),
 		T(test_many_names),
 		T(test_deterministic),
+		T(test_find_skips_hidden),
 	};
 #undef T
 
