@@ -7,6 +7,24 @@
 
 #include "ply.h"
 
+/* A decimal id, digits only, at most 2^32-1. */
+static bool parse_id(const char *s, uint32_t *ret)
+{
+	uint64_t x = 0;
+
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		x = x * 10 + (uint64_t)(*s - '0');
+		if (x > UINT32_MAX)
+			return false;
+	}
+	*ret = (uint32_t)x;
+	return true;
+}
+
 int ply_idmap_parse(const char *spec, struct ply_idmap *ret)
 {
 	struct ply_idmap_range *ranges;
@@ -17,22 +35,34 @@ int ply_idmap_parse(const char *spec, struct ply_idmap *ret)
 	if (r < 0)
 		return r;
 	first = (n && !parts[0][0]) ? 1 : 0; /* runtimes lead with ':' */
+	if (n - first == 0 || (n - first) % 3) {
+		ply_strv_free(parts, n);
+		return -EINVAL;
+	}
 	count = (n - first) / 3;
-	ranges = calloc(count ? count : 1, sizeof(*ranges));
+	ranges = calloc(count, sizeof(*ranges));
 	if (!ranges) {
 		ply_strv_free(parts, n);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < count; i++) {
+	for (size_t i = 0; i < count && r >= 0; i++) {
+		struct ply_idmap_range *g = &ranges[i];
+
 		/* as fuse-overlayfs reads them: the on-disk id first */
-		ranges[i].ondisk =
-			(uint32_t)strtoul(parts[first + 3 * i], NULL, 10);
-		ranges[i].presented =
-			(uint32_t)strtoul(parts[first + 3 * i + 1], NULL, 10);
-		ranges[i].len =
-			(uint32_t)strtoul(parts[first + 3 * i + 2], NULL, 10);
+		if (!parse_id(parts[first + 3 * i], &g->ondisk) ||
+		    !parse_id(parts[first + 3 * i + 1], &g->presented) ||
+		    !parse_id(parts[first + 3 * i + 2], &g->len))
+			r = -EINVAL;
+		/* a range past 2^32-1 would wrap around to 0 one way only */
+		else if ((uint64_t)g->ondisk + g->len > (uint64_t)1 << 32 ||
+			 (uint64_t)g->presented + g->len > (uint64_t)1 << 32)
+			r = -EINVAL;
 	}
 	ply_strv_free(parts, n);
+	if (r < 0) {
+		free(ranges);
+		return r;
+	}
 	ply_idmap_free(ret);
 	ret->ranges = ranges;
 	ret->n = count;

@@ -155,22 +155,14 @@ static bool value_in(const char *v, const char *const *allowed)
 	return false;
 }
 
-/* "container:host:size" triples joined by ':', an optional leading ':'. */
+/* "ondisk:presented:length" triples joined by ':', an optional leading
+ * ':', as ply_idmap_parse takes them. */
 static bool value_is_idmap(const char *v)
 {
-	unsigned long x;
-	char **parts;
-	size_t n, first;
-	bool ok = true;
+	struct ply_idmap map = { 0 };
+	bool ok = v && ply_idmap_parse(v, &map) == 0;
 
-	if (!v || ply_split_escaped(v, ':', &parts, &n) < 0)
-		return false;
-	first = (n > 0 && !parts[0][0]) ? 1 : 0;
-	if (n - first == 0 || (n - first) % 3)
-		ok = false;
-	for (size_t i = first; ok && i < n; i++)
-		ok = parse_uint(parts[i], UINT32_MAX, &x);
-	ply_strv_free(parts, n);
+	ply_idmap_free(&map);
 	return ok;
 }
 
@@ -447,7 +439,7 @@ static int parse_one(struct ply_options *opts, const char *opt,
 
 		if (!value_is_idmap(v))
 			return ply_err_set(err, -EINVAL,
-					   "%s: expected CONTAINER:HOST:SIZE ranges joined by ':'",
+					   "%s: expected CONTAINER:HOST:SIZE ranges joined by ':', none past 4294967295",
 					   opt);
 		return ply_idmap_parse(v, map);
 	}

@@ -61,6 +61,32 @@ static void test_range_edges(void **state)
 	ply_idmap_free(&map);
 }
 
+/* ply_idmap_parse checks what it is given itself (fuzz-options: called
+ * alone, it took "-1" and ids past 2^32 truncated, and ranges that wrap
+ * past 2^32-1 to 0 in one direction only). A refusal keeps the map. */
+static void test_parse_refuses(void **state)
+{
+	static const char *const bad[] = {
+		"", ":", "1:2", "1:2:3:4", "a:b:c", "-1:0:1", "+1:0:1",
+		" 1:0:1", "1x:0:1", "4294967296:0:1", "0:4294967295:2",
+		"4294967295:0:2", "1:2:3:", "0:0:18446744073709551617",
+	};
+	struct ply_idmap map = { 0 };
+
+	assert_int_equal(ply_idmap_parse("6:5:1", &map), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_int_equal(ply_idmap_parse(bad[i], &map), -EINVAL);
+	assert_int_equal(map.n, 1);
+	assert_int_equal(ply_idmap_to_presented(&map, 6), 5);
+	/* the last ids of the id space are fine */
+	assert_int_equal(ply_idmap_parse("0:4294967295:1:4294967295:0:1",
+					 &map),
+			 0);
+	assert_int_equal(ply_idmap_to_presented(&map, 0), 4294967295u);
+	assert_int_equal(ply_idmap_to_disk(&map, 0), 4294967295u);
+	ply_idmap_free(&map);
+}
+
 static void test_override_roundtrip(void **state)
 {
 	char *dir = tree_mkdtemp();
@@ -103,6 +129,7 @@ int main(void)
 		cmocka_unit_test(test_runtime_keep_id),
 		cmocka_unit_test(test_identity_without_ranges),
 		cmocka_unit_test(test_range_edges),
+		cmocka_unit_test(test_parse_refuses),
 		cmocka_unit_test(test_override_roundtrip),
 	};
 

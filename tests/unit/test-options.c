@@ -285,6 +285,10 @@ static void test_compat_values(void **state)
 	expect_refused("uidmapping=0:1000", "uidmapping");
 	expect_refused("uidmapping=", "uidmapping");
 	expect_refused("uidmapping=a:b:c", "uidmapping");
+	/* a range running past 2^32-1 (fuzz-options) */
+	expect_refused("uidmapping=0:4294967295:2", "uidmapping");
+	expect_refused("gidmapping=4294967000:0:1000", "gidmapping");
+	expect_accepted("uidmapping=0:4294967295:1");
 	expect_refused("fsync=banana", "fsync");
 	expect_refused("xattr_permissions=3", "xattr_permissions");
 	expect_refused("squash_to_root=1", "squash_to_root");
