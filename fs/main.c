@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -115,6 +117,40 @@ static bool allow_other_permitted(const struct plyfs_cli *cli)
 	if (f)
 		fclose(f);
 	return found;
+}
+
+/* Holds each lower layer with a shared flock while mounted; the upper is
+ * held with an exclusive one (ply_workdir_open), so no directory is one
+ * mount's upper and another's lower at once. A filesystem without flock
+ * is let be. */
+static int lock_lowers(const struct ply_stack *stack, int *fds,
+		       struct ply_err *err)
+{
+	for (size_t i = stack->has_upper ? 1 : 0; i < stack->nunion; i++) {
+		const struct ply_layer *l = &stack->layers[i];
+		int fd = ply_sys_openat(l->fd, ".", O_RDONLY | O_DIRECTORY, 0);
+		int r = fd < 0 ? fd : ply_sys_flock(fd, LOCK_SH | LOCK_NB);
+
+		if (r == -EWOULDBLOCK) {
+			ply_sys_close(fd);
+			return ply_err_set(err, -EBUSY,
+					   "lowerdir %s is the upperdir of another mount",
+					   l->path);
+		}
+		if (r < 0) {
+			ply_sys_close(fd);
+			fd = -1;
+		}
+		fds[i] = fd;
+	}
+	return 0;
+}
+
+static void unlock_lowers(const struct ply_stack *stack, int *fds)
+{
+	for (size_t i = 0; fds && i < stack->nunion; i++)
+		ply_sys_close(fds[i]);
+	free(fds);
 }
 
 /* POSIX ACLs are enforced only where every layer's filesystem has them. */
@@ -233,6 +269,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se;
 	struct ply_err err = { "" };
 	char *mountpoint = NULL;
+	int *lower_locks = NULL;
 	struct statfs sfs;
 	int r, status = EXIT_USAGE;
 
@@ -282,6 +319,18 @@ int main(int argc, char **argv)
 		goto out_stack;
 	}
 	r = ply_stack_check_mountpoint(&fs.stack, mountpoint, &err);
+	if (r < 0) {
+		fprintf(stderr, "plyfs: %s\n", err.msg);
+		goto out_stack;
+	}
+	lower_locks = malloc(fs.stack.nunion * sizeof(*lower_locks));
+	if (!lower_locks) {
+		fprintf(stderr, "plyfs: out of memory\n");
+		goto out_stack;
+	}
+	for (size_t i = 0; i < fs.stack.nunion; i++)
+		lower_locks[i] = -1;
+	r = lock_lowers(&fs.stack, lower_locks, &err);
 	if (r < 0) {
 		fprintf(stderr, "plyfs: %s\n", err.msg);
 		goto out_stack;
@@ -362,6 +411,7 @@ out_table:
 out_stack:
 	plyfs_release_splices(&fs);
 	ply_workdir_close(&fs.work);
+	unlock_lowers(&fs.stack, lower_locks);
 	free(mountpoint);
 	ply_stack_close(&fs.stack);
 out_options:

@@ -14,7 +14,7 @@
 #include "sys.h"
 
 static int open_layer(struct ply_layer *layer, const char *what,
-		      const char *path, struct ply_err *err)
+		      const char *path, bool check_read, struct ply_err *err)
 {
 	struct stat st;
 	char *abs;
@@ -39,6 +39,18 @@ static int open_layer(struct ply_layer *layer, const char *what,
 		close(fd);
 		return ply_err_set(err, r, "%s %s: %s", what, path,
 				   strerror(-r));
+	}
+	/* a layer must be listed and searched: say so now, naming it,
+	 * rather than fail on the first lookup (root passes anyway) */
+	if (check_read) {
+		int dfd = ply_sys_openat(fd, ".", O_RDONLY | O_DIRECTORY, 0);
+
+		if (dfd < 0) {
+			close(fd);
+			return ply_err_set(err, dfd, "%s %s: cannot read it: %s",
+					   what, path, strerror(-dfd));
+		}
+		close(dfd);
 	}
 	abs = realpath(path, NULL);
 	if (!abs) {
@@ -103,10 +115,14 @@ static int check_distinct(const struct ply_stack *stack, struct ply_err *err)
 			const struct ply_layer *a = &stack->layers[j];
 			const struct ply_layer *b = &stack->layers[i];
 
-			if (a->dev == b->dev && a->ino == b->ino)
+			if (a->dev != b->dev || a->ino != b->ino)
+				continue;
+			if (a->is_upper)
 				return ply_err_set(err, -EINVAL,
-						   "layer %s is given twice",
-						   b->path);
+						   "upperdir %s is also a lowerdir",
+						   a->path);
+			return ply_err_set(err, -EINVAL,
+					   "layer %s is given twice", b->path);
 		}
 	return 0;
 }
@@ -116,12 +132,20 @@ static int open_workdir(struct ply_stack *stack, const char *path,
 {
 	struct ply_layer work = { 0 };
 	const struct ply_layer *upper = &stack->layers[0];
-	int r = open_layer(&work, "workdir", path, err);
+	int r = open_layer(&work, "workdir", path, true, err);
 
 	if (r < 0)
 		return r;
 	stack->workfd = work.fd;
 	stack->workdir = work.path;
+	for (size_t i = 0; i < stack->nlayers; i++)
+		if (stack->layers[i].dev == work.dev &&
+		    stack->layers[i].ino == work.ino)
+			return ply_err_set(err, -EINVAL,
+					   stack->layers[i].is_upper ?
+						   "workdir %s is the upperdir" :
+						   "workdir %s is also a lowerdir",
+					   work.path);
 	if (work.dev != upper->dev)
 		return ply_err_set(err, -EXDEV,
 				   "workdir %s and upperdir %s must be on the same filesystem",
@@ -131,12 +155,6 @@ static int open_workdir(struct ply_stack *stack, const char *path,
 		return ply_err_set(err, -EINVAL,
 				   "workdir %s and upperdir %s must not be inside each other",
 				   work.path, upper->path);
-	for (size_t i = 0; i < stack->nlayers; i++)
-		if (stack->layers[i].dev == work.dev &&
-		    stack->layers[i].ino == work.ino)
-			return ply_err_set(err, -EINVAL,
-					   "workdir %s is also a layer",
-					   work.path);
 	return 0;
 }
 
@@ -160,7 +178,7 @@ int ply_stack_open(struct ply_stack *stack, const struct ply_options *opts,
 		stack->layers[i].fd = -1;
 	if (opts->upperdir) {
 		r = open_layer(&stack->layers[0], "upperdir", opts->upperdir,
-			       err);
+			       true, err);
 		if (r < 0)
 			goto fail;
 		stack->layers[0].id = PLY_LAYER_ID_UPPER;
@@ -171,7 +189,8 @@ int ply_stack_open(struct ply_stack *stack, const struct ply_options *opts,
 	for (size_t i = 0; i < opts->nlower; i++) {
 		struct ply_layer *layer = &stack->layers[stack->nlayers];
 
-		r = open_layer(layer, "lowerdir", opts->lowerdirs[i], err);
+		r = open_layer(layer, "lowerdir", opts->lowerdirs[i], true,
+			       err);
 		if (r < 0)
 			goto fail;
 		layer->id = next_id++;
@@ -202,7 +221,7 @@ int ply_stack_check_mountpoint(const struct ply_stack *stack, const char *mnt,
 			       struct ply_err *err)
 {
 	struct ply_layer m = { 0 };
-	int r = open_layer(&m, "mountpoint", mnt, err);
+	int r = open_layer(&m, "mountpoint", mnt, false, err);
 
 	if (r < 0)
 		return r;

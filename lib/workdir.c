@@ -211,7 +211,17 @@ static int lock_upper(const struct ply_stack *stack, int *ret_fd,
 				   upper, strerror(-fd));
 	r = lock_fd(fd);
 	if (r < 0) {
+		/* mounts hold their lower layers with LOCK_SH: a shared
+		 * lock we can join says the upper is one of those */
+		bool lower_elsewhere =
+			r == -EBUSY &&
+			ply_sys_flock(fd, LOCK_SH | LOCK_NB) == 0;
+
 		ply_sys_close(fd);
+		if (lower_elsewhere)
+			return ply_err_set(err, -EBUSY,
+					   "upperdir %s is a lower layer of another mount",
+					   upper);
 		if (r == -EBUSY)
 			return ply_err_set(err, r,
 					   "upperdir %s is in use by another mount",
