@@ -227,8 +227,13 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 			ply_remove_tree(parent->parts[0].fd, inode->name);
 		}
 	}
-	if (r >= 0 && u->stack->xattr_ns)
-		ply_marker_set_impure(u->stack, parent->parts[0].fd);
+	/* the part remembers the mark: read it once, not per copy-up
+	 * (copy-ups in one directory run side by side, hence atomic) */
+	if (r >= 0 && u->stack->xattr_ns &&
+	    !__atomic_load_n(&parent->parts[0].impure, __ATOMIC_RELAXED) &&
+	    ply_marker_set_impure(u->stack, parent->parts[0].fd) >= 0)
+		__atomic_store_n(&parent->parts[0].impure, true,
+				 __ATOMIC_RELAXED);
 	if (r >= 0 && shares_copy(u, &st))
 		add_to_index(u, inode, fd, st.st_nlink);
 	if (r >= 0)
