@@ -12,6 +12,7 @@
 #              PLY_BUILD_DIR (default build-ci) is the build directory;
 #              PLY_SANITIZE=0 skips the sanitizer and valgrind passes (they
 #              run by default, as in CI); other knobs: scripts/test-sanitize.sh.
+#              PLY_FUZZ=0 skips the fuzz pass (scripts/test-fuzz.sh).
 # Mount tests need /dev/fuse (as root that is enough); without it they skip.
 set -euo pipefail
 exec </dev/null
@@ -83,6 +84,25 @@ if [[ $sanitize != 0 ]]; then
 	fi
 else
 	echo "test.sh: note: PLY_SANITIZE=0: the sanitizer and valgrind passes are skipped"
+fi
+
+# The fuzz pass: each libFuzzer fuzzer of tests/fuzz for PLY_FUZZ_SECONDS
+# (20 s) over a copy of its seeds, in its own clang build (build-fuzz).
+if [[ ${PLY_FUZZ:-1} != 0 ]]; then
+	start=$SECONDS
+	frs=0
+	scripts/test-fuzz.sh || frs=$?
+	echo "test.sh: fuzz pass: $((SECONDS - start)) s"
+	if ((frs)); then
+		if ((rc)); then
+			stage="$stage, and fuzz pass"
+		else
+			stage="testing (fuzz pass)"
+			rc=$frs
+		fi
+	fi
+else
+	echo "test.sh: note: PLY_FUZZ=0: the fuzz pass is skipped"
 fi
 
 # The tests must always unmount; a FUSE mount that appeared during the run
