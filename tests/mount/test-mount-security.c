@@ -833,7 +833,7 @@ static void idmap_presented_owner(void **state)
 static void lower_override_kept(void **state)
 {
 	struct h_mount *m;
-	char mnt[PATH_MAX];
+	char mnt[PATH_MAX], msg[1024] = "";
 	struct stat st;
 
 	(void)state;
@@ -861,6 +861,7 @@ static void lower_override_kept(void **state)
 		char out[64];
 		const struct op rd = { .fn = op_read,
 				       .path = h_fmt("%s/%s", mnt, name) };
+		size_t len = strlen(msg);
 		int e;
 
 		st = lst(h_fmt("%s/%s", mnt, name));
@@ -868,16 +869,20 @@ static void lower_override_kept(void **state)
 		if (st.st_uid == 0 && st.st_gid == 0 &&
 		    (st.st_mode & 07777) == 0600 && e == EACCES)
 			continue;
-		print_message("%s after its copy-up: shown %u:%u %04o (0:0 "
-			      "0600 before), uid %u reads it: %s\n",
-			      name, (unsigned)st.st_uid, (unsigned)st.st_gid,
-			      (unsigned)(st.st_mode & 07777),
-			      (unsigned)OTHER_UID,
-			      e ? strerrorname_np(e) : "yes");
+		snprintf(msg + len, sizeof(msg) - len,
+			 "\n  %s (%s): shown %u:%u %04o (0:0 0600 before), "
+			 "uid %u reads it: %s",
+			 name, i ? "utimes, metacopy" : "append, full copy",
+			 (unsigned)st.st_uid, (unsigned)st.st_gid,
+			 (unsigned)(st.st_mode & 07777), (unsigned)OTHER_UID,
+			 e ? strerrorname_np(e) : "yes");
+	}
+	if (msg[0]) {
+		print_message("after copy-ups:%s\n", msg);
 		known_bug("a copy-up drops the owner and mode a lower layer "
 			  "keeps in override xattrs (lib/upper.c "
 			  "copy_up_locked copies the on-disk stat)");
-		fail_msg("%s: a copy-up changed what the mount shows", name);
+		fail_msg("a copy-up changed what the mount shows:%s", msg);
 	}
 	h_assert_alive(m);
 	assert_int_equal(h_umount(m), 0);
