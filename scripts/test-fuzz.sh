@@ -54,6 +54,8 @@ for f in "${fuzzers[@]}"; do
 	log=$out/$f.log
 	mkdir -p "$corpus" "$work/tmp-$f" "$out/$f"
 	cp tests/fuzz/corpus/"$f"/* "$corpus"/
+	dict=()
+	[[ -f tests/fuzz/$f.dict ]] && dict=(-dict="$PWD/tests/fuzz/$f.dict")
 	rc=0
 	# -timeout: one input running 10 s is a hang; -rss_limit_mb bounds
 	# memory; fuzz-import works under TMPDIR, removed below.
@@ -62,7 +64,7 @@ for f in "${fuzzers[@]}"; do
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		timeout -k 10 $((seconds + 60)) "$bin" \
 		-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-		-print_final_stats=1 -artifact_prefix="$out/$f/" \
+		-print_final_stats=1 -artifact_prefix="$out/$f/" "${dict[@]}" \
 		"$corpus" >"$log" 2>&1 || rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1 || true)
