@@ -288,7 +288,9 @@ int ply_marker_make_whiteout(const struct ply_stack *stack, int dirfd,
 		if (strlen(name) + PLY_WH_PREFIX_LEN > NAME_MAX)
 			return -ENAMETOOLONG;
 		snprintf(wh, sizeof(wh), "%s%s", PLY_WH_PREFIX, name);
-		fd = ply_sys_openat(dirfd, wh, O_CREAT | O_WRONLY, 0);
+		/* never through a symlink planted under that name */
+		fd = ply_sys_openat(dirfd, wh,
+				    O_CREAT | O_WRONLY | O_NOFOLLOW, 0);
 		if (fd < 0)
 			return fd;
 		close(fd);
@@ -313,7 +315,8 @@ int ply_marker_set_opaque(const struct ply_stack *stack, int fd)
 
 	if (stack->xattr_ns && stack->wh_format != PLY_WH_FILE)
 		return set_overlay_xattr(stack, fd, "opaque", "y");
-	mark = ply_sys_openat(fd, PLY_WH_OPAQUE, O_CREAT | O_WRONLY, 0);
+	mark = ply_sys_openat(fd, PLY_WH_OPAQUE,
+			      O_CREAT | O_WRONLY | O_NOFOLLOW, 0);
 	if (mark < 0)
 		return mark;
 	close(mark);

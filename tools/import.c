@@ -438,8 +438,8 @@ static void fix_dirs(struct importer *im)
 		im->path = d->path;
 		pfd = walk_parent(im, d->path, false, &name, why, sizeof(why));
 		if (pfd >= 0) {
-			fd = openat(pfd, name,
-				    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			fd = openat(pfd, name, O_PATH | O_DIRECTORY |
+						       O_NOFOLLOW | O_CLOEXEC);
 			if (fd >= 0) {
 				snprintf(path, sizeof(path), "/proc/self/fd/%d",
 					 fd);
