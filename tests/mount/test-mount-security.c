@@ -4,8 +4,9 @@
  *
  * - root mounts (allow_other, as root always mounts): other users are
  *   checked against the merged attributes, a refused change copies nothing
- *   up, uid/gid mappings count as presented, an owner kept in a lower
- *   layer's override xattr survives a copy-up;
+ *   up, no privileged or private xattr and no marker name can be added,
+ *   uid/gid mappings count as presented, an owner kept in a lower layer's
+ *   override xattr survives a copy-up;
  * - an unprivileged user's mount (through fusermount3): setuid, setgid and
  *   device files of the layers are inert (nosuid, nodev), what the user
  *   cannot read below stays unreadable, and no device or setuid-root file
@@ -768,6 +769,95 @@ static void refused_changes_copy_nothing(void **state)
 
 	/* nothing of all that reached the upper: no copy, no whiteout */
 	assert_empty_dir(h_path("u"), "after refused changes");
+	h_assert_alive(m);
+	assert_int_equal(h_umount(m), 0);
+}
+
+static int op_setxattr_named(const struct op *op, char *o, size_t s)
+{
+	(void)o, (void)s;
+	OP_RET(lsetxattr(op->path, op->path2, op->data, strlen(op->data), 0));
+}
+
+/* Sets a valid security.capability (cap_net_bind_service+ep). */
+static int op_setcap(const struct op *op, char *o, size_t s)
+{
+	struct vfs_cap_data cap = { 0 };
+
+	(void)o, (void)s;
+	cap.magic_etc = htole32(VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE);
+	cap.data[0].permitted = htole32(1u << CAP_NET_BIND_SERVICE);
+	OP_RET(lsetxattr(op->path, "security.capability", &cap,
+			 XATTR_CAPS_SZ_2, 0));
+}
+
+/* What another user may not add through root's mount, even to objects it
+ * owns: file capabilities and trusted.* xattrs (the kernel requires
+ * CAP_SETFCAP, CAP_SYS_ADMIN), plyfs's and overlayfs's private xattrs (a
+ * forged redirect or opaque marker would show it what root's directories
+ * hold: plyfs refuses them) and marker names (.wh.*). */
+static void other_user_cannot_forge(void **state)
+{
+	struct h_mount *m;
+	char mnt[PATH_MAX], mine[PATH_MAX], dir[PATH_MAX];
+	static const char *const privileged[] = {
+		"trusted.x", "trusted.overlay.opaque", "trusted.overlay.redirect",
+	};
+	static const char *const private[] = {
+		"user.overlay.redirect",  "user.overlay.opaque",
+		"user.overlay.whiteout",  "user.overlay.metacopy",
+		"user.plyfs.origin",	  "user.containers.override_stat",
+		"user.fuseoverlayfs.override_stat",
+	};
+
+	(void)state;
+	h_need_root();
+	dir_as("l2/tmp", 0, 0, 01777);
+	dir_as("l2/vault", 0, 0, 0700);
+	file_as("l2/vault/key", "KEY", 0, 0, 0644);
+	m = mount_root("");
+	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	sfmt(mine, sizeof(mine), "%s/tmp/mine", mnt);
+	sfmt(dir, sizeof(dir), "%s/tmp/d", mnt);
+	as_expect(&other, 0, .fn = op_open, .path = mine,
+		  .flags = O_WRONLY | O_CREAT | O_EXCL);
+	as_expect(&other, 0, .fn = op_mkdir, .path = dir, .mode = 0755);
+	as_expect(&other, EPERM, .fn = op_setcap, .path = mine);
+	for (size_t i = 0; i < sizeof(privileged) / sizeof(*privileged); i++) {
+		as_expect(&other, EPERM, .fn = op_setxattr_named, .path = mine,
+			  .path2 = privileged[i], .data = "y");
+		as_expect(&other, EPERM, .fn = op_setxattr_named, .path = dir,
+			  .path2 = privileged[i], .data = "y");
+	}
+	for (size_t i = 0; i < sizeof(private) / sizeof(*private); i++) {
+		as_expect(&other, EPERM, .fn = op_setxattr_named, .path = mine,
+			  .path2 = private[i], .data = "/vault");
+		as_expect(&other, EPERM, .fn = op_setxattr_named, .path = dir,
+			  .path2 = private[i], .data = "/vault");
+	}
+	as_expect(&other, EINVAL, .fn = op_open,
+		  .path = h_fmt("%s/tmp/.wh.mine", mnt),
+		  .flags = O_WRONLY | O_CREAT | O_EXCL);
+	as_expect(&other, EINVAL, .fn = op_mkdir,
+		  .path = h_fmt("%s/tmp/.wh..wh..opq", mnt), .mode = 0755);
+	/* its own user.* xattrs are fine */
+	as_expect(&other, 0, .fn = op_setxattr, .path = mine);
+	/* nothing it tried is in the upper, and the vault stays closed */
+	for (int k = 0; k < 2; k++) {
+		const char *up = h_path(k ? "u/tmp/d" : "u/tmp/mine");
+		char list[4096];
+		ssize_t n = llistxattr(up, list, sizeof(list));
+
+		for (ssize_t pos = 0; pos < n; pos += strlen(list + pos) + 1)
+			if (strcmp(list + pos, "user.sec") &&
+			    strncmp(list + pos, "trusted.plyfs.", 14) &&
+			    strncmp(list + pos, "system.", 7))
+				fail_msg("%s carries %s", up, list + pos);
+	}
+	as_expect(&other, EACCES, .fn = op_list,
+		  .path = h_fmt("%s/vault", mnt));
+	as_expect(&other, ENOENT, .fn = op_stat,
+		  .path = h_fmt("%s/tmp/d/key", mnt));
 	h_assert_alive(m);
 	assert_int_equal(h_umount(m), 0);
 }
@@ -1971,6 +2061,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		H_TEST(other_user_merged_attrs),
 		H_TEST(refused_changes_copy_nothing),
+		H_TEST(other_user_cannot_forge),
 		H_TEST(idmap_presented_owner),
 		H_TEST(lower_override_kept),
 		H_TEST(unpriv_setuid_devices_inert),
