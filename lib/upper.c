@@ -110,25 +110,34 @@ static void keep_parent_times(int dirfd, const struct stat *before)
 	ply_sys_futimens_fd(dirfd, tv);
 }
 
-/* With xattr_permissions, a copy owned by the daemon records the owner
- * and mode the object had below. */
-static int record_override(const struct ply_union *u,
-			   const struct ply_inode *inode, int upper_fd)
+/* The owner and mode the mount shows for the lower object whose on-disk
+ * stat is ondisk: where its layer keeps ownership in override xattrs,
+ * the xattr's (a malformed one is ignored, as ply_object_stat does).
+ * They are what a copy-up must keep: the on-disk ones of such a layer are
+ * often wider (containers-storage's force_mask), and giving them to the
+ * copy would open the file to whoever the xattr kept out. */
+static void shown_owner_mode(const struct ply_union *u,
+			     const struct ply_part *part,
+			     const struct stat *ondisk, struct stat *ret)
 {
-	const struct ply_layer *layer = &u->stack->layers[inode->parts[0].layer];
-	struct stat st;
+	*ret = *ondisk;
+	if (u->stack->layers[part->layer].override &&
+	    ply_override_read(part->fd, ret) < 0)
+		*ret = *ondisk;
+}
+
+/* With xattr_permissions, a copy owned by the daemon records the owner
+ * and mode the object showed below (shown). */
+static int record_override(const struct ply_union *u, int upper_fd,
+			   const struct stat *shown)
+{
 	int r;
 
 	if (!u->stack->override_xattr)
 		return 0;
-	r = ply_sys_fstat(inode->parts[0].fd, &st);
-	if (r >= 0 && layer->override)
-		r = ply_override_read(inode->parts[0].fd, &st);
-	if (r < 0)
-		return r;
-	r = ply_override_write(upper_fd, u->stack->override_xattr, st.st_uid,
-			       st.st_gid, st.st_mode);
-	return r == -EPERM && S_ISLNK(st.st_mode) ? 0 : r;
+	r = ply_override_write(upper_fd, u->stack->override_xattr,
+			       shown->st_uid, shown->st_gid, shown->st_mode);
+	return r == -EPERM && S_ISLNK(shown->st_mode) ? 0 : r;
 }
 
 /* Copies inode up, its parent being in the upper already. Called with
@@ -177,13 +186,14 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 	struct ply_inode *parent = inode->parent;
 	struct ply_copyup_req req;
 	struct ply_part *parts;
-	struct stat st, up_st, parent_st;
+	struct stat st, shown, up_st, parent_st;
 	size_t n;
 	int fd, r;
 
 	r = ply_sys_fstat(inode->parts[0].fd, &st);
 	if (r < 0)
 		return r;
+	shown_owner_mode(u, &inode->parts[0], &st, &shown);
 	if (!S_ISREG(st.st_mode))
 		flags &= ~(unsigned)(PLY_COPYUP_METACOPY | PLY_COPYUP_EMPTY);
 	if (!u->stack->xattr_ns) /* no place for the metacopy mark */
@@ -212,7 +222,12 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 		.workfd = u->workfd,
 		.data_fd = inode->parts[0].fd,
 		.meta_fd = inode->parts[0].fd,
-		.meta_st = &st,
+		/* the copy keeps what the mount showed: with xattr_permissions
+		 * in the upper's xattr (record_override), the file on disk
+		 * keeping the access the daemon had below; else on disk (a
+		 * daemon that may not chown owns the copy, as any it makes,
+		 * but with the mode shown, never the wider on-disk one) */
+		.meta_st = u->stack->override_xattr ? &st : &shown,
 		.upper_dirfd = parent->parts[0].fd,
 		.name = inode->name,
 		.flags = flags | (u->sync ? PLY_COPYUP_SYNC : 0),
@@ -221,7 +236,7 @@ static int copy_up_locked(const struct ply_union *u, struct ply_inode *inode,
 	};
 	r = ply_copyup(&req, &fd);
 	if (r >= 0) {
-		r = record_override(u, inode, fd);
+		r = record_override(u, fd, &shown);
 		if (r < 0) {
 			close(fd);
 			ply_remove_tree(parent->parts[0].fd, inode->name);

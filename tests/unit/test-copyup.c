@@ -1,7 +1,9 @@
 /* test-copyup.c: the copy-up engine (copyup.c): every object type with its
  * owner, mode, times and xattrs; data small, large and sparse; metacopy,
  * empty and replace; the origin record; and atomicity under injected
- * faults (the upper unchanged, no temporary left, no fd leaked). */
+ * faults (the upper unchanged, no temporary left, no fd leaked). Then
+ * copy-up of a union inode (upper.c) from a lower layer that keeps
+ * ownership in override xattrs. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1027,6 +1029,152 @@ static void test_concurrent(void **state)
 	assert_int_equal(work_entries(fx), 0);
 }
 
+/* ---- upper.c: copy-up of an inode of the union ------------------------- */
+
+/* u over l1 and l2 of a tree_mkstack() tree, with the inode table, work
+ * directory and probed upper that the daemon sets up for copy-ups. */
+struct union_fx {
+	char *base;
+	struct ply_stack stack;
+	struct ply_inode_table table;
+	struct ply_workdir wd;
+	struct ply_union u;
+};
+
+static void union_open(struct union_fx *ux, const char *extra)
+{
+	struct ply_err err = { "" };
+	struct ply_lookup root;
+	char opt[4 * PATH_MAX];
+	const char *b = ux->base;
+
+	snprintf(opt, sizeof(opt),
+		 "lowerdir=%s/l1:%s/l2,upperdir=%s/u,workdir=%s/w%s", b, b, b,
+		 b, extra);
+	if (tree_stack_open(&ux->stack, opt, &err) < 0 ||
+	    ply_workdir_open(&ux->stack, &ux->wd, &err) < 0 ||
+	    ply_stack_probe_upper(&ux->stack, ux->wd.workfd, PLY_WH_AUTO,
+				  &err) < 0)
+		fail_msg("stack: %s", err.msg);
+	assert_int_equal(ply_lookup_root(&ux->stack, &root), 0);
+	assert_int_equal(ply_inode_table_init(&ux->table, &root, 64), 0);
+	ply_lookup_release(&root);
+	ux->u = (struct ply_union){ .stack = &ux->stack,
+				    .table = &ux->table,
+				    .workfd = ux->wd.workfd };
+}
+
+static void union_close(struct union_fx *ux)
+{
+	ply_inode_table_destroy(&ux->table);
+	ply_workdir_close(&ux->wd);
+	ply_stack_close(&ux->stack);
+	tree_remove(ux->base);
+	free(ux->base);
+}
+
+/* The inode of name in the union's root, as a lookup from the kernel. */
+static struct ply_inode *union_acquire(struct union_fx *ux, const char *name)
+{
+	struct ply_inode *root = ux->table.root, *inode = NULL;
+	struct ply_lookup lk;
+
+	assert_int_equal(ply_inode_pin(&ux->table, root), 0);
+	assert_int_equal(ply_lookup_name(&ux->stack, root->parts, root->nparts,
+					 name, &lk),
+			 0);
+	ply_inode_unpin(&ux->table, root);
+	assert_int_equal(ply_inode_table_acquire(&ux->table, root, name, &lk,
+						 &inode),
+			 0);
+	return inode;
+}
+
+/* The stat the union presents for inode. */
+static struct stat union_stat(struct union_fx *ux, struct ply_inode *inode)
+{
+	struct stat st;
+
+	assert_int_equal(ply_inode_pin(&ux->table, inode), 0);
+	assert_int_equal(ply_inode_stat(&ux->stack, inode, &st), 0);
+	ply_inode_unpin(&ux->table, inode);
+	return st;
+}
+
+/* A lower layer keeping ownership in override xattrs (its root carries
+ * one, as containers-storage writes them): f and g are 0666 on disk (and
+ * another owner's, as root) and shown 0600 as ours. A copy-up, full (f)
+ * or metacopy (g), keeps what was shown: on disk, or with
+ * xattr_permissions in the upper's override xattr. */
+static void test_upper_override(void **state)
+{
+	const char *const names[] = { "f", "g" };
+	struct union_fx ux = { 0 };
+	char shown[64];
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+
+	(void)state;
+	snprintf(shown, sizeof(shown), "%u:%u:0600", (unsigned)uid,
+		 (unsigned)gid);
+	for (int xperm = 0; xperm < 2; xperm++) {
+		ux.base = tree_mkstack();
+		tree_setxattr(ux.base, "l1", PLY_OVERRIDE_CONTAINERS,
+			      "0:0:0755");
+		for (size_t i = 0; i < 2; i++) {
+			char rel[16];
+			const char *p;
+
+			snprintf(rel, sizeof(rel), "l1/%s", names[i]);
+			tree_write(ux.base, rel, "secret");
+			p = tree_path(ux.base, rel);
+			assert_int_equal(chmod(p, 0666), 0);
+			if (is_root())
+				assert_int_equal(lchown(p, 1234, 5678), 0);
+			tree_setxattr(ux.base, rel, PLY_OVERRIDE_CONTAINERS,
+				      shown);
+		}
+		union_open(&ux, xperm ? ",xattr_permissions=2" : "");
+		for (size_t i = 0; i < 2; i++) {
+			struct ply_inode *inode = union_acquire(&ux, names[i]);
+			char rel[16];
+			struct stat st;
+
+			st = union_stat(&ux, inode);
+			assert_int_equal(st.st_mode & 07777, 0600);
+			assert_int_equal(ply_upper_copy_up(
+						 &ux.u, inode,
+						 i ? PLY_COPYUP_METACOPY : 0),
+					 0);
+			st = union_stat(&ux, inode);
+			assert_int_equal(st.st_uid, uid);
+			assert_int_equal(st.st_gid, gid);
+			assert_int_equal(st.st_mode & 07777, 0600);
+			snprintf(rel, sizeof(rel), "u/%s", names[i]);
+			st = lstat_of(tree_path(ux.base, rel));
+			if (xperm) {
+				/* the file stays as the daemon had it */
+				assert_int_equal(st.st_mode & 07777, 0666);
+				assert_string_equal(
+					get_xattr(tree_path(ux.base, rel),
+						  PLY_OVERRIDE_CONTAINERS),
+					shown);
+			} else {
+				assert_int_equal(st.st_uid, uid);
+				assert_int_equal(st.st_gid, gid);
+				assert_int_equal(st.st_mode & 07777, 0600);
+				assert_int_equal(
+					lgetxattr(tree_path(ux.base, rel),
+						  PLY_OVERRIDE_CONTAINERS, NULL,
+						  0),
+					-1);
+				assert_int_equal(errno, ENODATA);
+			}
+		}
+		union_close(&ux);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1054,6 +1202,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup,
 						teardown),
+		cmocka_unit_test(test_upper_override),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
