@@ -74,8 +74,46 @@ static void follow_copy_up(struct plyfs *fs, struct ply_inode *inode,
 	plyfs_done(fs, inode);
 }
 
+/* open(O_TRUNC) of a regular file clears setuid and setgid, as any
+ * truncation by a caller without CAP_FSETID does. With atomic_o_trunc
+ * (libfuse's default, kept: the O_TRUNC copy-up copies no data) the
+ * kernel truncates inside the OPEN request, and the mode change it
+ * computes for the truncation (fuse_setattr turns ATTR_KILL_SUID/SGID
+ * into ATTR_MODE) is dropped in fuse_do_setattr's ATTR_OPEN branch: it
+ * is the daemon's to make. The bits are those fuse_setattr clears:
+ * S_ISUID always, S_ISGID only with S_IXGRP. Whether to clear them at all
+ * depends on the caller's CAP_FSETID, which the daemon cannot see: it
+ * takes uid 0 (of the mount's user namespace) to hold it and every other
+ * uid not to, as the kernel assumes of each when it asks a FUSE daemon to
+ * kill privileges (root's writes keep the bits, a user's clear them). A
+ * root that dropped CAP_FSETID keeps them; a non-root holding it loses
+ * them. The caller holds the inode (plyfs_use); its top part is the
+ * upper copy just opened. */
+static int kill_suid_sgid(struct plyfs *fs, struct ply_inode *inode)
+{
+	int fd = inode->parts[0].fd;
+	struct stat shown, disk;
+	mode_t kill = S_ISUID;
+	int r = ply_object_stat(&fs->stack, inode->parts, inode->nparts,
+				&shown);
+
+	if (r < 0)
+		return r;
+	if ((shown.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	r = ply_sys_fstat(fd, &disk);
+	if (r >= 0 && (disk.st_mode & kill))
+		r = ply_sys_fchmod_fd(fd, disk.st_mode & 07777 & ~kill);
+	/* xattr_permissions: the mode shown lives in the override xattr */
+	if (r >= 0 && fs->stack.override_xattr && (shown.st_mode & kill))
+		r = ply_override_write(fd, fs->stack.override_xattr,
+				       shown.st_uid, shown.st_gid,
+				       shown.st_mode & ~kill);
+	return r;
+}
+
 static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
-		   int *ret_fd, bool *ret_lower)
+		   bool kill_priv, int *ret_fd, bool *ret_lower)
 {
 	const struct ply_part *part;
 	int fd;
@@ -99,6 +137,14 @@ static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
 	if (fd == -EPERM)
 		fd = ply_sys_reopen(part->fd, flags);
 	*ret_lower = !fs->stack.layers[part->layer].is_upper;
+	if (fd >= 0 && kill_priv && (flags & O_TRUNC) && S_ISREG(inode->type)) {
+		int r = kill_suid_sgid(fs, inode);
+
+		if (r < 0) {
+			close(fd);
+			fd = r;
+		}
+	}
 	plyfs_done(fs, inode);
 	if (fd < 0)
 		return fd;
@@ -111,7 +157,9 @@ void plyfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct plyfs *fs = plyfs_of(req);
 	bool lower;
 	int fd;
-	int r = do_open(fs, plyfs_inode(fs, ino), fi->flags, &fd, &lower);
+	/* see kill_suid_sgid: uid 0 is taken to hold CAP_FSETID */
+	int r = do_open(fs, plyfs_inode(fs, ino), fi->flags,
+			fuse_req_ctx(req)->uid != 0, &fd, &lower);
 
 	if (r >= 0) {
 		r = plyfs_file_new(fs, fd, lower, fi);

@@ -56,19 +56,6 @@
 
 static const char *const setpriv_bin = "/usr/bin/setpriv";
 
-/* Runs a test that a known daemon bug makes fail only with
- * PLY_SEC_STRICT=1; otherwise says which bug and skips. */
-static void known_bug(const char *what)
-{
-	const char *strict = getenv("PLY_SEC_STRICT");
-
-	if (strict && *strict == '1')
-		return;
-	print_message("SKIP: known daemon bug: %s (PLY_SEC_STRICT=1 runs "
-		      "it)\n", what);
-	skip();
-}
-
 /* snprintf that fails the test rather than truncate. */
 static void __attribute__((format(printf, 3, 4)))
 sfmt(char *buf, size_t size, const char *fmt, ...)
@@ -1743,9 +1730,11 @@ static int op_open_trunc(const struct op *op, char *o, size_t s)
 
 /* A write, truncation or O_TRUNC open by a user who is not the owner (a
  * member of the file's group, allow_other) clears setuid, and setgid where
- * group-exec is set, as on a native filesystem (the kernel asks plyfs for
- * the mode change, since plyfs leaves killpriv to it); root's writes keep
- * them (CAP_FSETID), as natively. */
+ * group-exec is set, as on a native filesystem (for writes and truncates
+ * the kernel asks plyfs for the mode change, since plyfs leaves killpriv
+ * to it; an O_TRUNC open, truncated inside the OPEN request by
+ * atomic_o_trunc, plyfs clears itself); root's writes keep them
+ * (CAP_FSETID), as natively. */
 static void write_clears_setuid(void **state)
 {
 	static const struct {
@@ -1763,7 +1752,7 @@ static void write_clears_setuid(void **state)
 	const struct who writer = { 3000, 3000, 1, { 2000 } };
 	const struct who *whos[] = { &writer, NULL };
 	struct h_mount *m;
-	char mnt[PATH_MAX], msg[4096] = "", trunc_msg[4096] = "";
+	char mnt[PATH_MAX], msg[4096] = "";
 
 	(void)state;
 	h_need_root();
@@ -1799,10 +1788,7 @@ static void write_clears_setuid(void **state)
 				};
 				struct op opn = opm;
 				struct stat sm, su, sn;
-				/* O_TRUNC opens: a known bug, reported apart */
-				char *to = fns[f] == op_open_trunc ? trunc_msg :
-								     msg;
-				size_t len = strlen(to);
+				size_t len = strlen(msg);
 				int em, en;
 
 				sfmt(n, sizeof(n), "%s-%s-%s",
@@ -1819,7 +1805,7 @@ static void write_clears_setuid(void **state)
 					en = opn.fn(&opn, out, sizeof(out));
 				}
 				if (em != en) {
-					snprintf(to + len, sizeof(msg) - len,
+					snprintf(msg + len, sizeof(msg) - len,
 						 "\n  %s: %s, natively %s", n,
 						 em ? strerrorname_np(em) : "ok",
 						 en ? strerrorname_np(en) : "ok");
@@ -1830,7 +1816,7 @@ static void write_clears_setuid(void **state)
 				su = lst(h_path("u/%s", n));
 				if (sm.st_mode != sn.st_mode ||
 				    su.st_mode != sn.st_mode)
-					snprintf(to + len, sizeof(msg) - len,
+					snprintf(msg + len, sizeof(msg) - len,
 						 "\n  %s: mode %06o (upper "
 						 "%06o), natively %06o",
 						 n, (unsigned)sm.st_mode,
@@ -1842,15 +1828,6 @@ static void write_clears_setuid(void **state)
 			 "filesystem:%s",
 			 msg);
 	h_assert_alive(m);
-	if (trunc_msg[0]) {
-		print_message("after open(O_TRUNC):%s\n", trunc_msg);
-		known_bug("open(O_TRUNC) by a non-owner keeps setuid/setgid "
-			  "(atomic_o_trunc: the kernel leaves killpriv to "
-			  "the daemon; fs/ops-file.c plyfs_open)");
-		fail_msg("setuid/setgid after open(O_TRUNC) differ from a "
-			 "native filesystem:%s",
-			 trunc_msg);
-	}
 	assert_int_equal(h_umount(m), 0);
 }
 
