@@ -124,7 +124,7 @@ int plyfs_do_lookup_hint(struct plyfs *fs, struct ply_inode *parent,
 		skip = first_part(fs, parent, layer_hint);
 		r = ply_lookup_child(&fs->stack, parent->parts + skip,
 				     parent->nparts - skip, parent->snode, name,
-				     &lk);
+				     PLY_LOOKUP_LAZY, &lk);
 		if (r == -ENOENT)
 			__atomic_add_fetch(&parent->misses, 1,
 					   __ATOMIC_RELAXED);

@@ -174,7 +174,7 @@ static int refuse_existing(const struct ply_union *u,
 {
 	struct ply_lookup lk;
 	int r = ply_lookup_child(u->stack, dir->parts, dir->nparts, dir->snode,
-				 name, &lk);
+				 name, 0, &lk);
 
 	if (r == 0) {
 		ply_lookup_release(&lk);
@@ -503,7 +503,7 @@ static int grab_child(const struct ply_union *u, struct ply_inode *dir,
 	struct ply_inode *inode;
 	struct ply_lookup lk;
 	int r = ply_lookup_child(u->stack, dir->parts, dir->nparts, dir->snode,
-				 name, &lk);
+				 name, 0, &lk);
 
 	if (r < 0)
 		return r;

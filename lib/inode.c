@@ -25,6 +25,13 @@ static size_t bucket_of(const struct ply_inode_table *table, uint64_t ino)
 	       (table->nbuckets - 1);
 }
 
+/* Whether a lookup's parts are open: a lazy lookup leaves the one part of
+ * a lower non-directory closed (fd -1), for ply_inode_pin to open. */
+static bool fds_of(const struct ply_lookup *lk)
+{
+	return !lk->nparts || lk->parts[0].fd >= 0;
+}
+
 static struct ply_inode *inode_new(struct ply_lookup *lk, const char *name)
 {
 	struct ply_inode *inode = calloc(1, sizeof(*inode));
@@ -41,7 +48,7 @@ static struct ply_inode *inode_new(struct ply_lookup *lk, const char *name)
 	inode->snode = lk->snode;
 	inode->parts = lk->parts;
 	inode->nparts = lk->nparts;
-	inode->fds_open = true;
+	inode->fds_open = fds_of(lk);
 	lk->parts = NULL;
 	lk->nparts = 0;
 	pthread_rwlock_init(&inode->lock, NULL);
@@ -225,7 +232,7 @@ static void release_locked(struct ply_inode_table *table,
 static bool adopt_locked(struct ply_inode_table *table,
 			 struct ply_inode *inode, struct ply_lookup *lk)
 {
-	if (inode->fds_open || inode->nparts != lk->nparts)
+	if (inode->fds_open || inode->nparts != lk->nparts || !fds_of(lk))
 		return false;
 	for (size_t i = 0; i < lk->nparts; i++)
 		if (inode->parts[i].layer != lk->parts[i].layer)
@@ -306,8 +313,10 @@ int ply_inode_table_acquire(struct ply_inode_table *table,
 	fresh->next = table->buckets[b];
 	table->buckets[b] = fresh;
 	table->count++;
-	table->open_fds += fresh->nparts;
-	lru_append(table, fresh);
+	if (fresh->fds_open) {
+		table->open_fds += fresh->nparts;
+		lru_append(table, fresh);
+	}
 	maybe_grow_locked(table);
 	trim_locked(table);
 	pthread_mutex_unlock(&table->lock);

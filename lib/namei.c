@@ -43,6 +43,8 @@ static int push_part(struct ply_lookup *lk, uint16_t layer, int fd,
 	if (!grown)
 		return -ENOMEM;
 	lk->parts = grown;
+	if (!lk->nparts)
+		lk->st = *st; /* the raw stat, made the object's at the end */
 	grown[lk->nparts++] = (struct ply_part){ .layer = layer,
 						 .fd = fd,
 						 .state = state,
@@ -64,15 +66,13 @@ static bool has_whiteout_file(int dirfd, const char *name)
 	return ply_sys_fstatat(dirfd, wh, &st) == 0;
 }
 
-int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
-		    size_t nparts, struct stat *ret_st)
+/* The object's stat from st, the raw stat of its top part. */
+static void object_stat_of(const struct ply_stack *stack,
+			   const struct ply_part *parts, size_t nparts,
+			   struct stat st, struct stat *ret_st)
 {
 	const struct ply_layer *layer = &stack->layers[parts[0].layer];
-	struct stat st;
-	int r = ply_sys_fstat(parts[0].fd, &st);
 
-	if (r < 0)
-		return r;
 	if (layer->override && ply_override_read(parts[0].fd, &st) < 0)
 		ply_debug("malformed override xattr in %s", layer->path);
 	if (parts[0].origin && S_ISREG(st.st_mode) && st.st_nlink > 1) {
@@ -97,6 +97,17 @@ int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
 	if (S_ISDIR(st.st_mode) && nparts > 1)
 		st.st_nlink = 1;
 	*ret_st = st;
+}
+
+int ply_object_stat(const struct ply_stack *stack, const struct ply_part *parts,
+		    size_t nparts, struct stat *ret_st)
+{
+	struct stat st;
+	int r = ply_sys_fstat(parts[0].fd, &st);
+
+	if (r < 0)
+		return r;
+	object_stat_of(stack, parts, nparts, st, ret_st);
 	return 0;
 }
 
@@ -183,9 +194,42 @@ static int visit_plain(struct ply_lookup *lk, const struct ply_part *dir,
 	return r < 0 ? r : 0;
 }
 
+/* open_object's fd for a part left closed */
+#define LAZY (-1)
+
+/* Opens name in the layer directory dir and stats it; with lazy, a lower
+ * non-directory is only stat'ed (PLY_LOOKUP_LAZY). */
+static int open_object(const struct ply_stack *stack,
+		       const struct ply_lookup *lk, const struct ply_part *dir,
+		       const char *name, bool lazy, struct stat *ret_st)
+{
+	const struct ply_layer *layer = &stack->layers[dir->layer];
+	int fd, r;
+
+	/* a metacopy's data part is read through its fd, and an override
+	 * layer's ownership through the object's */
+	if (lazy && !layer->is_upper && !layer->override &&
+	    !(lk->nparts == 1 && lk->parts[0].metacopy)) {
+		r = ply_sys_fstatat(dir->fd, name, ret_st);
+		if (r < 0)
+			return r;
+		if (!S_ISDIR(ret_st->st_mode))
+			return LAZY;
+	}
+	fd = ply_sys_open_path(dir->fd, name);
+	if (fd < 0)
+		return fd;
+	r = ply_sys_fstat(fd, ret_st);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		       const struct ply_part *dir, const char *name,
-		       struct ply_trace *trace, char *redirect)
+		       struct ply_trace *trace, bool lazy, char *redirect)
 {
 	enum ply_opaque state = PLY_DIR_PLAIN;
 	unsigned marks = 0;
@@ -195,7 +239,7 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 
 	if (stack->layers[dir->layer].is_splice)
 		return visit_plain(lk, dir, name);
-	fd = ply_sys_open_path(dir->fd, name);
+	fd = open_object(stack, lk, dir, name, lazy, &st);
 	if (fd == -ENOENT) {
 		wh_file = has_whiteout_file(dir->fd, name);
 		trace_step(trace, dir->layer,
@@ -203,11 +247,8 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 			   0, state, wh_file);
 		return wh_file ? 0 : 1;
 	}
-	if (fd < 0)
+	if (fd < 0 && fd != LAZY)
 		return fd;
-	r = ply_sys_fstat(fd, &st);
-	if (r < 0)
-		goto drop;
 	if (ply_marker_is_whiteout(dir->fd, name, &st, dir->state) > 0) {
 		trace_step(trace, dir->layer, PLY_SEEN_WHITEOUT, st.st_mode,
 			   state, false);
@@ -231,7 +272,7 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 	    !stack->layers[dir->layer].is_upper) {
 		r = take_indexed(stack, lk, dir->layer, &st);
 		if (r != 0) {
-			close(fd);
+			ply_sys_close(fd);
 			return r < 0 ? r : 0;
 		}
 	}
@@ -270,7 +311,7 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		return 0;
 	return 1;
 drop:
-	close(fd);
+	ply_sys_close(fd);
 	return r;
 }
 
@@ -331,7 +372,7 @@ static int visit_redirected(const struct ply_stack *stack,
 			continue; /* this layer does not hold it */
 		ply_marker_dir_state(dir.fd, &dir.state);
 		redirect[0] = '\0';
-		r = visit_layer(stack, lk, &dir, last, trace, redirect);
+		r = visit_layer(stack, lk, &dir, last, trace, false, redirect);
 		close(dir.fd);
 		if (redirect[0] == '/') {
 			strcpy(path, redirect);
@@ -348,10 +389,10 @@ static int visit_redirected(const struct ply_stack *stack,
 	return r < 0 ? r : 0;
 }
 
-int ply_lookup_traced(const struct ply_stack *stack,
-		      const struct ply_part *parent, size_t nparent,
-		      const char *name, struct ply_lookup *ret,
-		      struct ply_trace *trace)
+static int lookup_layers(const struct ply_stack *stack,
+			 const struct ply_part *parent, size_t nparent,
+			 const char *name, struct ply_lookup *ret,
+			 struct ply_trace *trace, bool lazy)
 {
 	struct ply_lookup lk = { 0 };
 	char *redirect = NULL, *cur_name = NULL;
@@ -369,7 +410,7 @@ int ply_lookup_traced(const struct ply_stack *stack,
 		return -ENOMEM;
 	for (size_t i = 0; i < nparent; i++) {
 		redirect[0] = '\0';
-		r = visit_layer(stack, &lk, &parent[i], looked, trace,
+		r = visit_layer(stack, &lk, &parent[i], looked, trace, lazy,
 				redirect);
 		if (r < 0)
 			goto fail;
@@ -398,9 +439,7 @@ int ply_lookup_traced(const struct ply_stack *stack,
 		r = -ENOENT;
 		goto fail;
 	}
-	r = ply_object_stat(stack, lk.parts, lk.nparts, &lk.st);
-	if (r < 0)
-		goto fail;
+	object_stat_of(stack, lk.parts, lk.nparts, lk.st, &lk.st);
 	free(redirect);
 	free(cur_name);
 	*ret = lk;
@@ -410,6 +449,14 @@ fail:
 	free(cur_name);
 	ply_lookup_release(&lk);
 	return r;
+}
+
+int ply_lookup_traced(const struct ply_stack *stack,
+		      const struct ply_part *parent, size_t nparent,
+		      const char *name, struct ply_lookup *ret,
+		      struct ply_trace *trace)
+{
+	return lookup_layers(stack, parent, nparent, name, ret, trace, false);
 }
 
 int ply_lookup_name(const struct ply_stack *stack,
@@ -449,7 +496,7 @@ static int splice_root(const struct ply_stack *stack,
 int ply_lookup_child(const struct ply_stack *stack,
 		     const struct ply_part *parent, size_t nparent,
 		     const struct ply_snode *snode, const char *name,
-		     struct ply_lookup *ret)
+		     unsigned flags, struct ply_lookup *ret)
 {
 	const struct ply_snode *node = ply_snode_child(snode, name);
 	struct ply_lookup lk = { 0 };
@@ -457,7 +504,8 @@ int ply_lookup_child(const struct ply_stack *stack,
 
 	if (node && node->layer >= 0)
 		return splice_root(stack, node, ret);
-	r = nparent ? ply_lookup_name(stack, parent, nparent, name, &lk) :
+	r = nparent ? lookup_layers(stack, parent, nparent, name, &lk, NULL,
+				    flags & PLY_LOOKUP_LAZY) :
 		      -ENOENT;
 	if (!node) {
 		if (r >= 0)

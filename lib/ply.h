@@ -323,7 +323,12 @@ int ply_lookup_traced(const struct ply_stack *stack,
 int ply_lookup_child(const struct ply_stack *stack,
 		     const struct ply_part *parent, size_t nparent,
 		     const struct ply_snode *snode, const char *name,
-		     struct ply_lookup *ret);
+		     unsigned flags, struct ply_lookup *ret);
+/* ply_lookup_child's flags: leave the one part of a lower non-directory
+ * closed (fd -1, dev and ino set), for the inode table to open when it is
+ * used; a listing that looks up every entry saves an open and a close per
+ * file. */
+#define PLY_LOOKUP_LAZY 1u
 /* Builds the root: every layer's root, merged. */
 int ply_lookup_root(const struct ply_stack *stack, struct ply_lookup *ret);
 void ply_lookup_release(struct ply_lookup *lk);

@@ -91,7 +91,7 @@ static int st_child(struct cp *c, struct ply_inode *dir, const char *name,
 	if (r < 0)
 		return r;
 	r = ply_lookup_child(&c->stack, dir->parts, dir->nparts, dir->snode,
-			     name, &lk);
+			     name, 0, &lk);
 	ply_inode_unpin(&c->table, dir);
 	if (r < 0)
 		return r;

@@ -150,7 +150,7 @@ static int lookup(struct fx *fx, const char *path, struct ply_lookup *ret)
 		const struct ply_lookup *dir = first ? &fx->root : &cur;
 
 		r = ply_lookup_child(&fx->stack, dir->parts, dir->nparts,
-				     dir->snode, comp, &next);
+				     dir->snode, comp, 0, &next);
 		ply_lookup_release(&cur);
 		if (r < 0)
 			return r;
