@@ -12,7 +12,8 @@
 #              PLY_BUILD_DIR (default build-ci) is the build directory;
 #              PLY_SANITIZE=0 skips the sanitizer and valgrind passes (they
 #              run by default, as in CI); other knobs: scripts/test-sanitize.sh.
-#              PLY_FUZZ=0 skips the fuzz pass (scripts/test-fuzz.sh).
+#              PLY_FUZZ=0 skips the fuzz pass (scripts/test-fuzz.sh);
+#              PLY_BENCH=0 skips the bench smoke pass (bench/run --smoke).
 # Mount tests need /dev/fuse (as root that is enough); without it they skip.
 set -euo pipefail
 exec </dev/null
@@ -103,6 +104,27 @@ if [[ ${PLY_FUZZ:-1} != 0 ]]; then
 	fi
 else
 	echo "test.sh: note: PLY_FUZZ=0: the fuzz pass is skipped"
+fi
+
+# The benchmark's smoke test: every workload of bench/run once, small
+# sizes, against the peers too; fails only when a workload fails on plyfs
+# (no timing is checked). PLY_BENCH=0 skips it.
+if [[ ${PLY_BENCH:-1} != 0 ]]; then
+	start=$SECONDS
+	brs=0
+	bench/run --smoke --no-build --plyfs "$builddir/fs/plyfs" \
+		--scratch "${TMPDIR:-/tmp}/plyfs-bench-smoke" >/dev/null || brs=$?
+	echo "test.sh: bench smoke pass: $((SECONDS - start)) s"
+	if ((brs)); then
+		if ((rc)); then
+			stage="$stage, and bench smoke pass"
+		else
+			stage="testing (bench smoke pass)"
+			rc=$brs
+		fi
+	fi
+else
+	echo "test.sh: note: PLY_BENCH=0: the bench smoke pass is skipped"
 fi
 
 # The tests must always unmount; a FUSE mount that appeared during the run
