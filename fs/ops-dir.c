@@ -46,6 +46,12 @@ int plyfs_read_listing(struct plyfs *fs, struct ply_inode *inode,
 		return r;
 	}
 	dir->refs = 1;
+	/* lookups in it skip the ".wh." probes of lower parts without one
+	 * (unless the layers may change behind the mount: timeout=0) */
+	for (size_t i = 0; fs->timeout > 0 && i < inode->nparts && i < 64; i++)
+		if (dir->unmarked & (UINT64_C(1) << i))
+			__atomic_store_n(&inode->parts[i].no_wh_files, true,
+					 __ATOMIC_RELAXED);
 	/* still under the read lock: no change came between */
 	ply_inode_keep_listing(&fs->stack, inode, dir);
 	*ret = dir;

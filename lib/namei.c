@@ -53,17 +53,19 @@ static int push_part(struct ply_lookup *lk, uint16_t layer, int fd,
 	return 0;
 }
 
-/* Does the layer directory dirfd hold ".wh.NAME", hiding NAME below? */
-static bool has_whiteout_file(int dirfd, const char *name)
+/* Does the layer directory dir hold ".wh.NAME", hiding NAME below? Not
+ * asked of one a listing found without markers. */
+static bool has_whiteout_file(const struct ply_part *dir, const char *name)
 {
 	char wh[PLY_WH_PREFIX_LEN + NAME_MAX + 1];
 	struct stat st;
 
-	if (strlen(name) + PLY_WH_PREFIX_LEN > NAME_MAX)
+	if (strlen(name) + PLY_WH_PREFIX_LEN > NAME_MAX ||
+	    __atomic_load_n(&dir->no_wh_files, __ATOMIC_RELAXED))
 		return false;
 	memcpy(wh, PLY_WH_PREFIX, PLY_WH_PREFIX_LEN);
 	strcpy(wh + PLY_WH_PREFIX_LEN, name);
-	return ply_sys_fstatat(dirfd, wh, &st) == 0;
+	return ply_sys_fstatat(dir->fd, wh, &st) == 0;
 }
 
 /* The object's stat from st, the raw stat of its top part. */
@@ -241,7 +243,7 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		return visit_plain(lk, dir, name);
 	fd = open_object(stack, lk, dir, name, lazy, &st);
 	if (fd == -ENOENT) {
-		wh_file = has_whiteout_file(dir->fd, name);
+		wh_file = has_whiteout_file(dir, name);
 		trace_step(trace, dir->layer,
 			   wh_file ? PLY_SEEN_WHITEOUT_FILE : PLY_SEEN_NOTHING,
 			   0, state, wh_file);
@@ -304,7 +306,7 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		return 1;
 	}
 	wh_file = S_ISDIR(st.st_mode) && state != PLY_DIR_OPAQUE &&
-		  has_whiteout_file(dir->fd, name);
+		  has_whiteout_file(dir, name);
 	trace_step(trace, dir->layer, PLY_SEEN_OBJECT, st.st_mode, state,
 		   wh_file);
 	if (!S_ISDIR(st.st_mode) || state == PLY_DIR_OPAQUE || wh_file)

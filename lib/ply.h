@@ -273,6 +273,9 @@ struct ply_part {
 	bool impure;     /* a directory holding copied-up entries */
 	bool indexed;    /* the upper copy of a hard-linked lower file, found
 			  * in the index: not yet under this name */
+	/* lower directories only: a listing saw no marker name in it, so
+	 * lookups need not probe it for ".wh.NAME" (atomic) */
+	bool no_wh_files;
 };
 
 struct ply_lookup {
@@ -709,6 +712,8 @@ struct ply_dir {
 	size_t count;
 	char *pool;
 	size_t pool_used, pool_size;
+	uint64_t unmarked; /* bit i: parts[i] is a lower directory holding
+			    * no marker name (ply_part.no_wh_files) */
 	uint32_t *index; /* open addressing by name: entry index + 1, or 0 */
 	size_t nindex;   /* slots, a power of two */
 	unsigned refs; /* shared listings (ply_inode_listing): holders */

@@ -35,6 +35,7 @@ struct builder {
 	size_t entry_off_cap;
 	size_t *pending; /* pool offsets of ".wh." targets of this layer */
 	size_t npending, pending_cap;
+	bool saw_marker; /* this layer holds a marker name */
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -196,6 +197,7 @@ static int take_name(struct builder *b, const struct ply_stack *stack,
 				 ply_ino_compose(layer, layer->dev, de->d_ino),
 				 type, part->layer);
 	if (ply_marker_name_reserved(name)) {
+		b->saw_marker = true;
 		target = ply_marker_whiteout_target(name);
 		if (!target)
 			return 0;
@@ -322,8 +324,15 @@ int ply_dir_read_spliced(const struct ply_stack *stack,
 	if (r >= 0)
 		r = add_entry(&b, "..", parent_ino, DT_DIR,
 			      nparts ? parts[0].layer : 0);
-	for (size_t i = 0; i < nparts && r >= 0; i++)
+	for (size_t i = 0; i < nparts && r >= 0; i++) {
+		const struct ply_layer *layer = &stack->layers[parts[i].layer];
+
+		b.saw_marker = false;
 		r = read_layer(&b, stack, &parts[i]);
+		if (r >= 0 && !b.saw_marker && i < 64 && !layer->is_upper &&
+		    !layer->is_splice)
+			dir.unmarked |= UINT64_C(1) << i;
+	}
 	if (r >= 0)
 		r = add_splices(&b, snode);
 	free(b.seen.slots);

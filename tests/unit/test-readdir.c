@@ -344,12 +344,15 @@ static void test_find_skips_hidden(void **state)
 
 	tree_write(fx->base, "l1/gone", "");
 	tree_write(fx->base, "l1/kept", "");
+	tree_write(fx->base, "l2/.wh.other", "");
 	tree_write(fx->base, "u/.wh.gone", "");
 	open_stack(fx);
 	list(fx, "");
 	assert_non_null(ply_dir_find(&fx->dir, "kept"));
 	assert_null(ply_dir_find(&fx->dir, "gone"));
 	assert_null(ply_dir_find(&fx->dir, ".wh.gone"));
+	/* only a lower part without marker names is marked as such */
+	assert_int_equal(fx->dir.unmarked, UINT64_C(1) << 1);
 }
 
 static void test_deterministic(void **state)
