@@ -217,6 +217,9 @@ static int open_object(const struct ply_stack *stack,
 			return r;
 		if (!S_ISDIR(ret_st->st_mode))
 			return LAZY;
+		/* a lower layer does not change: the stat stands for the
+		 * directory opened now */
+		return ply_sys_open_path(dir->fd, name);
 	}
 	fd = ply_sys_open_path(dir->fd, name);
 	if (fd < 0)
