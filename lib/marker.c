@@ -213,7 +213,9 @@ int ply_marker_redirect_parse(const void *value, size_t size, char *buf,
 		return -EINVAL;
 	/* and no component that stays or climbs: "/.." led a lookup to the
 	 * directory above a lower layer's root, "." to the parent itself
-	 * (the kernel's lookup refuses both as well) */
+	 * (the kernel's lookup refuses both as well); nor one longer than
+	 * NAME_MAX, which no layer can hold: its lookup failed with
+	 * ENAMETOOLONG and took the redirected directory out of the mount */
 	for (const char *p = buf; *p;) {
 		size_t n;
 
@@ -221,7 +223,7 @@ int ply_marker_redirect_parse(const void *value, size_t size, char *buf,
 			p++;
 		n = strcspn(p, "/");
 		if ((n == 1 && p[0] == '.') ||
-		    (n == 2 && p[0] == '.' && p[1] == '.'))
+		    (n == 2 && p[0] == '.' && p[1] == '.') || n > NAME_MAX)
 			return -EINVAL;
 		p += n;
 	}

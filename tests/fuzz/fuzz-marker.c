@@ -5,7 +5,7 @@
  * is caught. Beyond the sanitizers, the fuzzer checks what the decoders
  * promise; above all that an accepted redirect can only lead to a name
  * in the same directory or to a path inside the layer (no "." or ".."
- * component, no NUL inside). */
+ * component, none longer than NAME_MAX, no NUL inside). */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -31,9 +31,11 @@ static void check_redirect(const uint8_t *data, size_t size)
 		/* a name in the same directory */
 		CHECK(!strchr(buf, '/'));
 		CHECK(strcmp(buf, ".") && strcmp(buf, ".."));
+		CHECK(size <= NAME_MAX);
 		return;
 	}
-	/* a path from the layer root: no component climbs or stays */
+	/* a path from the layer root: no component climbs or stays, and
+	 * none is longer than a layer can hold */
 	for (const char *p = buf; *p;) {
 		size_t n;
 
@@ -42,6 +44,7 @@ static void check_redirect(const uint8_t *data, size_t size)
 		n = strcspn(p, "/");
 		CHECK(!(n == 1 && p[0] == '.'));
 		CHECK(!(n == 2 && p[0] == '.' && p[1] == '.'));
+		CHECK(n <= NAME_MAX);
 		p += n;
 	}
 }

@@ -3,6 +3,7 @@
  * the private xattr names. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -281,6 +282,39 @@ static void test_redirect_values(void **state)
 			 -EINVAL);
 }
 
+/* A component longer than NAME_MAX names nothing a layer can hold: the
+ * lookup it led to failed with ENAMETOOLONG and the directory vanished
+ * from the mount (mount-badinput, layer-redirect-long). Refused, so the
+ * redirect is ignored. */
+static void test_redirect_long_name(void **state)
+{
+	char value[NAME_MAX + 8], buf[PATH_MAX];
+
+	(void)state;
+	memset(value, 'x', sizeof(value));
+	/* a name of NAME_MAX bytes is fine, one more is not */
+	assert_int_equal(ply_marker_redirect_parse(value, NAME_MAX, buf,
+						   sizeof(buf)),
+			 0);
+	assert_int_equal(strlen(buf), NAME_MAX);
+	assert_int_equal(ply_marker_redirect_parse(value, NAME_MAX + 1, buf,
+						   sizeof(buf)),
+			 -EINVAL);
+	/* the same in any component of a path from the layer root */
+	memcpy(value, "/a/", 3);
+	assert_int_equal(ply_marker_redirect_parse(value, 3 + NAME_MAX, buf,
+						   sizeof(buf)),
+			 0);
+	assert_int_equal(ply_marker_redirect_parse(value, 3 + NAME_MAX + 1,
+						   buf, sizeof(buf)),
+			 -EINVAL);
+	/* and in a middle one */
+	memcpy(value + 3 + NAME_MAX + 1, "/b", 2);
+	assert_int_equal(ply_marker_redirect_parse(value, 3 + NAME_MAX + 3,
+						   buf, sizeof(buf)),
+			 -EINVAL);
+}
+
 static void test_marks_parse(void **state)
 {
 	static const char list[] = "trusted.overlay.opaque\0security.x\0"
@@ -321,6 +355,7 @@ int main(void)
 		T(test_whiteout_symlink_not),
 		cmocka_unit_test(test_xattr_is_private),
 		T(test_redirect_values),
+		cmocka_unit_test(test_redirect_long_name),
 		cmocka_unit_test(test_marks_parse),
 	};
 #undef T
