@@ -7,25 +7,66 @@
 
 #include "ply.h"
 
-/* A decimal id, digits only, at most 2^32-1. */
-static bool parse_id(const char *s, uint32_t *ret)
+#define IDMAP_SYNTAX "expected CONTAINER:HOST:SIZE ranges joined by ':'"
+
+/* A decimal number, digits only: 1, or 0 when s is not one, or -1 when it
+ * is past 2^32-1. */
+static int parse_id(const char *s, uint32_t *ret)
 {
 	uint64_t x = 0;
+	bool big = false;
 
 	if (!*s)
-		return false;
+		return 0;
 	for (; *s; s++) {
 		if (*s < '0' || *s > '9')
-			return false;
+			return 0;
 		x = x * 10 + (uint64_t)(*s - '0');
-		if (x > UINT32_MAX)
-			return false;
+		if (x > UINT32_MAX) {
+			big = true;
+			x = UINT32_MAX; /* keep reading: a letter is worse */
+		}
 	}
+	if (big)
+		return -1;
 	*ret = (uint32_t)x;
-	return true;
+	return 1;
 }
 
-int ply_idmap_parse(const char *spec, struct ply_idmap *ret)
+static bool overlap(uint32_t a, uint32_t b, uint32_t len_a, uint32_t len_b)
+{
+	return (uint64_t)a < (uint64_t)b + len_b &&
+	       (uint64_t)b < (uint64_t)a + len_a;
+}
+
+/* Checks range g against itself and the ranges before it. As the
+ * kernel's uid_map (kernel/user_namespace.c, map_write): no empty range,
+ * and neither the on-disk sides nor the presented sides of two ranges
+ * overlap, so that the map is one-to-one both ways. fuse-overlayfs takes
+ * overlapping ranges and maps by the first that holds an id: an id would
+ * then show as one id and be written back as another. */
+static int check_range(const struct ply_idmap_range *ranges, size_t i,
+		       struct ply_err *err)
+{
+	const struct ply_idmap_range *g = &ranges[i];
+
+	if (!g->len)
+		return ply_err_set(err, -EINVAL, "a range of size 0");
+	/* a range past 2^32-1 would wrap around to 0 one way only */
+	if ((uint64_t)g->ondisk + g->len > (uint64_t)1 << 32 ||
+	    (uint64_t)g->presented + g->len > (uint64_t)1 << 32)
+		return ply_err_set(err, -EINVAL, "a range past 4294967295");
+	for (size_t k = 0; k < i; k++)
+		if (overlap(g->ondisk, ranges[k].ondisk, g->len,
+			    ranges[k].len) ||
+		    overlap(g->presented, ranges[k].presented, g->len,
+			    ranges[k].len))
+			return ply_err_set(err, -EINVAL, "ranges overlap");
+	return 0;
+}
+
+int ply_idmap_parse(const char *spec, struct ply_idmap *ret,
+		    struct ply_err *err)
 {
 	struct ply_idmap_range *ranges;
 	char **parts;
@@ -37,7 +78,7 @@ int ply_idmap_parse(const char *spec, struct ply_idmap *ret)
 	first = (n && !parts[0][0]) ? 1 : 0; /* runtimes lead with ':' */
 	if (n - first == 0 || (n - first) % 3) {
 		ply_strv_free(parts, n);
-		return -EINVAL;
+		return ply_err_set(err, -EINVAL, IDMAP_SYNTAX);
 	}
 	count = (n - first) / 3;
 	ranges = calloc(count, sizeof(*ranges));
@@ -47,16 +88,20 @@ int ply_idmap_parse(const char *spec, struct ply_idmap *ret)
 	}
 	for (size_t i = 0; i < count && r >= 0; i++) {
 		struct ply_idmap_range *g = &ranges[i];
-
 		/* as fuse-overlayfs reads them: the on-disk id first */
-		if (!parse_id(parts[first + 3 * i], &g->ondisk) ||
-		    !parse_id(parts[first + 3 * i + 1], &g->presented) ||
-		    !parse_id(parts[first + 3 * i + 2], &g->len))
-			r = -EINVAL;
-		/* a range past 2^32-1 would wrap around to 0 one way only */
-		else if ((uint64_t)g->ondisk + g->len > (uint64_t)1 << 32 ||
-			 (uint64_t)g->presented + g->len > (uint64_t)1 << 32)
-			r = -EINVAL;
+		uint32_t *field[3] = { &g->ondisk, &g->presented, &g->len };
+
+		for (size_t k = 0; k < 3 && r >= 0; k++) {
+			int ok = parse_id(parts[first + 3 * i + k], field[k]);
+
+			if (ok == 0)
+				r = ply_err_set(err, -EINVAL, IDMAP_SYNTAX);
+			else if (ok < 0)
+				r = ply_err_set(err, -EINVAL,
+						"a number past 4294967295");
+		}
+		if (r >= 0)
+			r = check_range(ranges, i, err);
 	}
 	ply_strv_free(parts, n);
 	if (r < 0) {

@@ -155,17 +155,6 @@ static bool value_in(const char *v, const char *const *allowed)
 	return false;
 }
 
-/* "ondisk:presented:length" triples joined by ':', an optional leading
- * ':', as ply_idmap_parse takes them. */
-static bool value_is_idmap(const char *v)
-{
-	struct ply_idmap map = { 0 };
-	bool ok = v && ply_idmap_parse(v, &map) == 0;
-
-	ply_idmap_free(&map);
-	return ok;
-}
-
 static bool value_is_id(const char *v)
 {
 	unsigned long x;
@@ -194,7 +183,6 @@ enum value_kind {
 	V_NONE,    /* a flag: must have no value */
 	V_BOOL01,  /* 0 or 1 */
 	V_ID,      /* a number up to 2^32-1 */
-	V_IDMAP,   /* uidmapping syntax */
 	V_ANY,     /* any non-empty text */
 	V_ONOFF,   /* on or off */
 	V_CHOICE,  /* one of choices */
@@ -256,8 +244,6 @@ static bool value_ok(const struct compat_option *o, const char *v)
 		return value_is_bool01(v);
 	case V_ID:
 		return value_is_id(v);
-	case V_IDMAP:
-		return value_is_idmap(v);
 	case V_ANY:
 		return v && *v;
 	case V_ONOFF:
@@ -436,12 +422,13 @@ static int parse_one(struct ply_options *opts, const char *opt,
 	if (!strcmp(name, "uidmapping") || !strcmp(name, "gidmapping")) {
 		struct ply_idmap *map = name[0] == 'u' ? &opts->uidmap :
 							 &opts->gidmap;
+		struct ply_err why;
+		int r = ply_idmap_parse(v ? v : "", map, &why);
 
-		if (!value_is_idmap(v))
-			return ply_err_set(err, -EINVAL,
-					   "%s: expected CONTAINER:HOST:SIZE ranges joined by ':', none past 4294967295",
-					   opt);
-		return ply_idmap_parse(v, map);
+		if (r == -EINVAL)
+			return ply_err_set(err, r, "%s=%s: %s", name,
+					   v ? v : "", why.msg);
+		return r;
 	}
 	if (!strcmp(name, "squash_to_uid") || !strcmp(name, "squash_to_gid")) {
 		unsigned long id;

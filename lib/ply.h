@@ -44,9 +44,12 @@ struct ply_idmap {
 	size_t n;
 };
 #define PLY_OVERFLOW_ID 65534
-/* -EINVAL for anything but whole triples of decimal ids below 2^32 whose
- * ranges end by 2^32 (ret is then left as it was). */
-int ply_idmap_parse(const char *spec, struct ply_idmap *ret);
+/* -EINVAL, with err (if non-NULL) saying why in a few words and ret left
+ * as it was, for anything but whole triples of decimal ids below 2^32
+ * whose ranges end by 2^32, are not empty, and overlap no other range on
+ * either side. */
+int ply_idmap_parse(const char *spec, struct ply_idmap *ret,
+		    struct ply_err *err);
 void ply_idmap_free(struct ply_idmap *map);
 uint32_t ply_idmap_to_presented(const struct ply_idmap *map, uint32_t ondisk);
 uint32_t ply_idmap_to_disk(const struct ply_idmap *map, uint32_t presented);

@@ -19,7 +19,7 @@ static void test_runtime_keep_id(void **state)
 	struct ply_idmap map = { 0 };
 
 	assert_int_equal(ply_idmap_parse(":0:1:1001:1001:0:1:1002:1002:64535",
-					 &map),
+					 &map, NULL),
 			 0);
 	assert_int_equal(map.n, 3);
 	/* on disk 0..1000 show as 1..1001, 1001 as 0, the rest as they are */
@@ -48,14 +48,14 @@ static void test_range_edges(void **state)
 {
 	struct ply_idmap map = { 0 };
 
-	assert_int_equal(ply_idmap_parse("100000:0:65536", &map), 0);
+	assert_int_equal(ply_idmap_parse("100000:0:65536", &map, NULL), 0);
 	assert_int_equal(ply_idmap_to_presented(&map, 100000), 0);
 	assert_int_equal(ply_idmap_to_presented(&map, 165535), 65535);
 	assert_int_equal(ply_idmap_to_presented(&map, 165536),
 			 PLY_OVERFLOW_ID);
 	assert_int_equal(ply_idmap_to_presented(&map, 99999), PLY_OVERFLOW_ID);
 	/* a second parse replaces the ranges */
-	assert_int_equal(ply_idmap_parse("6:5:1", &map), 0);
+	assert_int_equal(ply_idmap_parse("6:5:1", &map, NULL), 0);
 	assert_int_equal(map.n, 1);
 	assert_int_equal(ply_idmap_to_presented(&map, 6), 5);
 	ply_idmap_free(&map);
@@ -73,18 +73,74 @@ static void test_parse_refuses(void **state)
 	};
 	struct ply_idmap map = { 0 };
 
-	assert_int_equal(ply_idmap_parse("6:5:1", &map), 0);
+	assert_int_equal(ply_idmap_parse("6:5:1", &map, NULL), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
-		assert_int_equal(ply_idmap_parse(bad[i], &map), -EINVAL);
+		assert_int_equal(ply_idmap_parse(bad[i], &map, NULL), -EINVAL);
 	assert_int_equal(map.n, 1);
 	assert_int_equal(ply_idmap_to_presented(&map, 6), 5);
 	/* the last ids of the id space are fine */
 	assert_int_equal(ply_idmap_parse("0:4294967295:1:4294967295:0:1",
-					 &map),
+					 &map, NULL),
 			 0);
 	assert_int_equal(ply_idmap_to_presented(&map, 0), 4294967295u);
 	assert_int_equal(ply_idmap_to_disk(&map, 0), 4294967295u);
 	ply_idmap_free(&map);
+}
+
+/* Each refusal says which problem it is, in one phrase that options.c
+ * puts after "uidmapping=VALUE: ". */
+static void expect_why(const char *spec, const char *why)
+{
+	struct ply_idmap map = { 0 };
+	struct ply_err err = { { 0 } };
+
+	if (ply_idmap_parse(spec, &map, &err) != -EINVAL)
+		fail_msg("'%s': accepted", spec);
+	if (strcmp(err.msg, why))
+		fail_msg("'%s': '%s', expected '%s'", spec, err.msg, why);
+	assert_int_equal(map.n, 0);
+}
+
+/* As the kernel's uid_map refuses them: an empty range, and ranges whose
+ * on-disk sides or presented sides overlap (the map would not be
+ * one-to-one: an id shown one way would be written back as another). */
+static void test_parse_refuses_overlap_and_empty(void **state)
+{
+	static const char *const overlapping[] = {
+		"0:0:10:5:100:10",   /* on disk 0..9 and 5..14 */
+		"0:0:10:100:5:10",   /* presented 0..9 and 5..14 */
+		"0:0:10:9:100:1",    /* the last id of the first range */
+		"100:0:10:95:50:10", /* the first id of the first range */
+		"0:0:10:20:20:5:3:50:1", /* the third with the first */
+		"0:0:1:0:1:1",       /* the same on-disk id twice */
+		"0:0:4294967295:4294967294:4294967295:1",
+	};
+	static const char *const disjoint[] = {
+		"0:0:10:10:10:10",   /* adjacent, both sides */
+		"0:100:10:100:0:10", /* swapped: each side disjoint */
+		":0:1:1001:1001:0:1:1002:1002:64535",
+		"0:4294967295:1:4294967295:0:1",
+	};
+	struct ply_idmap map = { 0 };
+
+	for (size_t i = 0; i < sizeof(overlapping) / sizeof(*overlapping); i++)
+		expect_why(overlapping[i], "ranges overlap");
+	for (size_t i = 0; i < sizeof(disjoint) / sizeof(*disjoint); i++) {
+		if (ply_idmap_parse(disjoint[i], &map, NULL) != 0)
+			fail_msg("'%s': refused", disjoint[i]);
+	}
+	ply_idmap_free(&map);
+	expect_why("0:0:0", "a range of size 0");
+	expect_why("0:0:1:5:5:0", "a range of size 0");
+	expect_why("0:0", "expected CONTAINER:HOST:SIZE ranges joined by ':'");
+	expect_why("a:0:1", "expected CONTAINER:HOST:SIZE ranges joined by ':'");
+	expect_why("", "expected CONTAINER:HOST:SIZE ranges joined by ':'");
+	expect_why("0:0:4294967296", "a number past 4294967295");
+	/* a letter after a long run of digits is still a letter */
+	expect_why("99999999999x:0:1",
+		   "expected CONTAINER:HOST:SIZE ranges joined by ':'");
+	expect_why("4294967295:0:10", "a range past 4294967295");
+	expect_why("0:4294967295:2", "a range past 4294967295");
 }
 
 static void test_override_roundtrip(void **state)
@@ -130,6 +186,7 @@ int main(void)
 		cmocka_unit_test(test_identity_without_ranges),
 		cmocka_unit_test(test_range_edges),
 		cmocka_unit_test(test_parse_refuses),
+		cmocka_unit_test(test_parse_refuses_overlap_and_empty),
 		cmocka_unit_test(test_override_roundtrip),
 	};
 

@@ -289,6 +289,11 @@ static void test_compat_values(void **state)
 	expect_refused("uidmapping=0:4294967295:2", "uidmapping");
 	expect_refused("gidmapping=4294967000:0:1000", "gidmapping");
 	expect_accepted("uidmapping=0:4294967295:1");
+	/* the reason idmap.c gives comes after the option as given */
+	expect_refused("uidmapping=0:0:10:5:100:10",
+		       "uidmapping=0:0:10:5:100:10: ranges overlap");
+	expect_refused("gidmapping=0:0:0", "gidmapping=0:0:0: a range of size 0");
+	expect_refused("uidmapping", "uidmapping=: expected CONTAINER:HOST:SIZE");
 	expect_refused("fsync=banana", "fsync");
 	expect_refused("xattr_permissions=3", "xattr_permissions");
 	expect_refused("squash_to_root=1", "squash_to_root");
