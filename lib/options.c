@@ -177,7 +177,7 @@ static bool value_is_timeout(const char *v, double *ret)
 	return true;
 }
 
-/* ---- the option tables -------------------------------------------------- */
+/* ---- the option table --------------------------------------------------- */
 
 enum value_kind {
 	V_NONE,    /* a flag: must have no value */
@@ -186,12 +186,27 @@ enum value_kind {
 	V_ANY,     /* any non-empty text */
 	V_ONOFF,   /* on or off */
 	V_CHOICE,  /* one of choices */
+	V_OURS,    /* a value, checked by parse_ours */
 };
 
-struct compat_option {
+enum option_role {
+	R_OURS,   /* read into struct ply_options (parse_ours) */
+	R_COMPAT, /* fuse-overlayfs and kernel overlayfs options a runtime may
+		   * pass: accepted with their values checked, and named as
+		   * not implemented */
+	R_FUSE,   /* options of the FUSE mount itself, handed to libfuse */
+	R_MOUNT,  /* tokens mount(8) and fstab use for themselves */
+};
+
+struct option_spec {
 	const char *name;
+	enum option_role role;
 	enum value_kind kind;
-	const char *const *choices;
+	/* for an option that takes a value: what "NAME" or "NAME=" alone is
+	 * told it needs ("a path"), or NULL when the option's own check
+	 * says what it expects */
+	const char *need;
+	const char *const *choices; /* V_CHOICE */
 };
 
 static const char *const xattr_permission_values[] = { "0", "1", "2", NULL };
@@ -200,40 +215,78 @@ static const char *const redirect_values[] = { "on", "off", "follow",
 static const char *const xino_values[] = { "on", "off", "auto", NULL };
 static const char *const noxattrs_values[] = { "0", "1", "2", NULL };
 
-/* fuse-overlayfs and kernel overlayfs options a runtime may pass, accepted
- * with their values checked; the ones not implemented yet are reported. */
-static const struct compat_option compat_options[] = {
-	{ "fast_ino", V_BOOL01, NULL },
-	{ "writeback", V_BOOL01, NULL },
-	{ "redirect_dir", V_CHOICE, redirect_values },
-	{ "index", V_ONOFF, NULL },
-	{ "metacopy", V_ONOFF, NULL },
-	{ "xino", V_CHOICE, xino_values },
-	{ "userxattr", V_NONE, NULL },
-	{ "noxattrs", V_CHOICE, noxattrs_values },
-	{ "plugins", V_ANY, NULL },
-	{ "max_idle_threads", V_ID, NULL },
+#define OURS(n, k, need) { n, R_OURS, k, need, NULL }
+#define COMPAT(n, k, c) { n, R_COMPAT, k, NULL, c }
+#define FUSE_FLAG(n) { n, R_FUSE, V_NONE, NULL, NULL }
+#define FUSE_VALUE(n, k) { n, R_FUSE, k, "a value", NULL }
+#define MOUNT_TOKEN(n) { n, R_MOUNT, V_NONE, NULL, NULL }
+
+/* Every option plyfs knows. Before an option is read, the table decides
+ * the two mistakes every option can be given: a value for a flag ("NAME
+ * takes no value"), and none for an option that needs one. */
+static const struct option_spec options[] = {
+	OURS("lowerdir", V_OURS, "at least one path"),
+	OURS("lowerdir+", V_OURS, "a path"),
+	OURS("upperdir", V_OURS, "a path"),
+	OURS("workdir", V_OURS, "a path"),
+	OURS("volstore", V_OURS, "a path"),
+	OURS("timeout", V_OURS, NULL),
+	OURS("bind", V_OURS, NULL),
+	OURS("volume", V_OURS, NULL),
+	OURS("uidmapping", V_OURS, NULL),
+	OURS("gidmapping", V_OURS, NULL),
+	OURS("squash_to_uid", V_OURS, NULL),
+	OURS("squash_to_gid", V_OURS, NULL),
+	OURS("xattr_permissions", V_OURS, NULL),
+	OURS("fsync", V_OURS, NULL),
+	OURS("whiteout", V_OURS, NULL),
+	OURS("threaded", V_OURS, NULL),
+	OURS("squash_to_root", V_NONE, NULL),
+	OURS("static_nlink", V_NONE, NULL),
+	OURS("noacl", V_NONE, NULL),
+	OURS("volatile", V_NONE, NULL),
+
+	COMPAT("fast_ino", V_BOOL01, NULL),
+	COMPAT("writeback", V_BOOL01, NULL),
+	COMPAT("redirect_dir", V_CHOICE, redirect_values),
+	COMPAT("index", V_ONOFF, NULL),
+	COMPAT("metacopy", V_ONOFF, NULL),
+	COMPAT("xino", V_CHOICE, xino_values),
+	COMPAT("userxattr", V_NONE, NULL),
+	COMPAT("noxattrs", V_CHOICE, noxattrs_values),
+	{ "plugins", R_COMPAT, V_ANY, "a value", NULL },
+	COMPAT("max_idle_threads", V_ID, NULL),
+
+	FUSE_FLAG("allow_other"), FUSE_FLAG("allow_root"),
+	FUSE_FLAG("default_permissions"), FUSE_FLAG("auto_unmount"),
+	FUSE_FLAG("blkdev"), FUSE_FLAG("ro"), FUSE_FLAG("rw"),
+	FUSE_FLAG("suid"), FUSE_FLAG("nosuid"), FUSE_FLAG("dev"),
+	FUSE_FLAG("nodev"), FUSE_FLAG("exec"), FUSE_FLAG("noexec"),
+	FUSE_FLAG("async"), FUSE_FLAG("sync"), FUSE_FLAG("dirsync"),
+	FUSE_FLAG("noatime"), FUSE_FLAG("nodiratime"),
+	FUSE_VALUE("fsname", V_ANY), FUSE_VALUE("subtype", V_ANY),
+	FUSE_VALUE("max_read", V_ID), FUSE_VALUE("blksize", V_ID),
+	FUSE_VALUE("context", V_ANY), FUSE_VALUE("fscontext", V_ANY),
+	FUSE_VALUE("defcontext", V_ANY), FUSE_VALUE("rootcontext", V_ANY),
+
+	MOUNT_TOKEN("defaults"), MOUNT_TOKEN("auto"), MOUNT_TOKEN("noauto"),
+	MOUNT_TOKEN("user"), MOUNT_TOKEN("nouser"), MOUNT_TOKEN("users"),
+	MOUNT_TOKEN("owner"), MOUNT_TOKEN("group"), MOUNT_TOKEN("nofail"),
+	MOUNT_TOKEN("_netdev"), MOUNT_TOKEN("atime"), MOUNT_TOKEN("relatime"),
+	MOUNT_TOKEN("strictatime"), MOUNT_TOKEN("lazytime"),
+	MOUNT_TOKEN("nolazytime"), MOUNT_TOKEN("iversion"),
+	MOUNT_TOKEN("noiversion"),
 };
 
-/* Options of the FUSE mount itself, handed to libfuse. */
-static const char *const fuse_flag_options[] = {
-	"allow_other", "allow_root", "default_permissions", "auto_unmount",
-	"blkdev", "ro", "rw", "suid", "nosuid", "dev", "nodev", "exec",
-	"noexec", "async", "sync", "dirsync", "noatime", "nodiratime", NULL,
-};
-static const char *const fuse_value_options[] = {
-	"fsname", "subtype", "max_read", "blksize", "context", "fscontext",
-	"defcontext", "rootcontext", NULL,
-};
+static const struct option_spec *find_option(const char *name)
+{
+	for (size_t i = 0; i < sizeof(options) / sizeof(*options); i++)
+		if (!strcmp(options[i].name, name))
+			return &options[i];
+	return NULL;
+}
 
-/* Tokens that mount(8) and fstab use for themselves; meaningless here. */
-static const char *const mount_helper_options[] = {
-	"defaults", "auto", "noauto", "user", "nouser", "users", "owner",
-	"group", "nofail", "_netdev", "atime", "relatime", "strictatime",
-	"lazytime", "nolazytime", "iversion", "noiversion", NULL,
-};
-
-static bool value_ok(const struct compat_option *o, const char *v)
+static bool value_ok(const struct option_spec *o, const char *v)
 {
 	static const char *const onoff[] = { "on", "off", NULL };
 
@@ -245,6 +298,7 @@ static bool value_ok(const struct compat_option *o, const char *v)
 	case V_ID:
 		return value_is_id(v);
 	case V_ANY:
+	case V_OURS:
 		return v && *v;
 	case V_ONOFF:
 		return value_in(v, onoff);
@@ -276,15 +330,13 @@ static int note_unimplemented(struct ply_options *opts, const char *name)
 	return strv_push(&opts->unimplemented, &opts->nunimplemented, name);
 }
 
-static int set_path(char **slot, const char *name, const char *raw,
-		    struct ply_err *err)
+/* A path option (its emptiness refused by parse_one); the last one
+ * given wins. */
+static int set_path(char **slot, const char *raw)
 {
 	char *v;
-	int r;
+	int r = unescape_dup(raw, &v);
 
-	if (!*raw)
-		return ply_err_set(err, -EINVAL, "%s= needs a path", name);
-	r = unescape_dup(raw, &v);
 	if (r < 0)
 		return r;
 	free(*slot);
@@ -371,43 +423,30 @@ out:
 	return r;
 }
 
-static int parse_one(struct ply_options *opts, const char *opt,
-		     struct ply_err *err)
+/* One of our own options, name with the value v (NULL: none). A flag
+ * comes without a value, and an option with a need in the table with a
+ * non-empty one: parse_one checked. */
+static int parse_ours(struct ply_options *opts, const char *name,
+		      const char *v, struct ply_err *err)
 {
-	const char *eq = strchr(opt, '=');
-	size_t namelen = eq ? (size_t)(eq - opt) : strlen(opt);
-	const char *v = eq ? eq + 1 : NULL;
-	char name[64];
-
-	if (namelen >= sizeof(name))
-		return ply_err_set(err, -EINVAL, "unknown option '%s'", opt);
-	memcpy(name, opt, namelen);
-	name[namelen] = '\0';
-
-	if (!strcmp(name, "lowerdir")) {
-		if (!v || !*v)
-			return ply_err_set(err, -EINVAL,
-					   "lowerdir= needs at least one path");
+	if (!strcmp(name, "lowerdir"))
 		return add_lowerdirs(opts, v, false, err);
-	}
 	if (!strcmp(name, "lowerdir+")) {
 		/* as the kernel's: exactly one path, ':' is part of it */
 		char *path = NULL;
-		int r;
+		int r = unescape_dup(v, &path);
 
-		if (!v || !*v)
-			return ply_err_set(err, -EINVAL,
-					   "lowerdir+= needs a path");
-		r = unescape_dup(v, &path);
 		if (r >= 0)
 			r = strv_push(&opts->lowerdirs, &opts->nlower, path);
 		free(path);
 		return r;
 	}
-	if (!strcmp(name, "upperdir") && v)
-		return set_path(&opts->upperdir, name, v, err);
-	if (!strcmp(name, "workdir") && v)
-		return set_path(&opts->workdir, name, v, err);
+	if (!strcmp(name, "upperdir"))
+		return set_path(&opts->upperdir, v);
+	if (!strcmp(name, "workdir"))
+		return set_path(&opts->workdir, v);
+	if (!strcmp(name, "volstore"))
+		return set_path(&opts->volstore, v);
 	if (!strcmp(name, "timeout")) {
 		if (!value_is_timeout(v, &opts->timeout))
 			return ply_err_set(err, -EINVAL,
@@ -417,8 +456,6 @@ static int parse_one(struct ply_options *opts, const char *opt,
 	}
 	if (!strcmp(name, "bind") || !strcmp(name, "volume"))
 		return add_splice(opts, name, v, err);
-	if (!strcmp(name, "volstore") && v)
-		return set_path(&opts->volstore, name, v, err);
 	if (!strcmp(name, "uidmapping") || !strcmp(name, "gidmapping")) {
 		struct ply_idmap *map = name[0] == 'u' ? &opts->uidmap :
 							 &opts->gidmap;
@@ -435,7 +472,8 @@ static int parse_one(struct ply_options *opts, const char *opt,
 
 		if (!parse_uint(v, UINT32_MAX - 1, &id))
 			return ply_err_set(err, -EINVAL,
-					   "%s: expected a numeric id", opt);
+					   "%s=%s: expected a numeric id", name,
+					   v ? v : "");
 		if (name[10] == 'u')
 			opts->squash_uid = (int64_t)id;
 		else
@@ -450,24 +488,20 @@ static int parse_one(struct ply_options *opts, const char *opt,
 		opts->xattr_permissions = v[0] - '0';
 		return 0;
 	}
-	if (!strcmp(name, "squash_to_root") || !strcmp(name, "static_nlink")) {
-		if (v)
-			return ply_err_set(err, -EINVAL,
-					   "%s takes no value", name);
-		if (name[0] == 's' && name[1] == 'q')
-			opts->squash_to_root = true;
-		else
-			opts->static_nlink = true;
+	if (!strcmp(name, "squash_to_root")) {
+		opts->squash_to_root = true;
 		return 0;
 	}
-	if (!strcmp(name, "noacl") || !strcmp(name, "volatile")) {
-		if (v)
-			return ply_err_set(err, -EINVAL,
-					   "%s takes no value", name);
-		if (name[0] == 'n')
-			opts->noacl = true;
-		else
-			opts->volatile_mount = opts->nosync = true;
+	if (!strcmp(name, "static_nlink")) {
+		opts->static_nlink = true;
+		return 0;
+	}
+	if (!strcmp(name, "noacl")) {
+		opts->noacl = true;
+		return 0;
+	}
+	if (!strcmp(name, "volatile")) {
+		opts->volatile_mount = opts->nosync = true;
 		return 0;
 	}
 	if (!strcmp(name, "fsync")) {
@@ -499,25 +533,59 @@ static int parse_one(struct ply_options *opts, const char *opt,
 		opts->threaded = v[0] == '1' ? PLY_ON : PLY_OFF;
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(compat_options) / sizeof(*compat_options);
-	     i++) {
-		const struct compat_option *o = &compat_options[i];
+	/* an R_OURS entry of the table without its branch above */
+	return ply_err_set(err, -EINVAL, "unknown option '%s'", name);
+}
 
-		if (strcmp(name, o->name))
-			continue;
+/* An option given more than once is read each time, and the last one
+ * wins (several lowerdir= too: the last list replaces the others), as in
+ * the kernel's overlayfs and in fuse-overlayfs, and as mount(8) expects
+ * when it puts the options of the command line after those of fstab.
+ * lowerdir+= adds a layer instead. */
+static int parse_one(struct ply_options *opts, const char *opt,
+		     struct ply_err *err)
+{
+	const char *eq = strchr(opt, '=');
+	size_t namelen = eq ? (size_t)(eq - opt) : strlen(opt);
+	const char *v = eq ? eq + 1 : NULL;
+	const struct option_spec *o;
+	char name[64];
+
+	if (namelen >= sizeof(name))
+		return ply_err_set(err, -EINVAL, "unknown option '%s'", opt);
+	memcpy(name, opt, namelen);
+	name[namelen] = '\0';
+
+	o = find_option(name);
+	if (!o) {
+		/* mount(8)'s own, with or without a value */
+		if (!strncmp(name, "x-", 2) || !strcmp(name, "comment"))
+			return 0;
+		return ply_err_set(err, -EINVAL, "unknown option '%s'", opt);
+	}
+	if (o->kind == V_NONE && v)
+		return ply_err_set(err, -EINVAL, "%s takes no value", name);
+	if (o->kind != V_NONE && o->need && (!v || !*v))
+		return ply_err_set(err, -EINVAL, "%s= needs %s", name,
+				   o->need);
+	switch (o->role) {
+	case R_OURS:
+		return parse_ours(opts, name, v, err);
+	case R_COMPAT:
 		if (!value_ok(o, v))
 			return ply_err_set(err, -EINVAL,
-					   "%s: invalid value for option %s",
-					   opt, name);
+					   "%s=%s: invalid value for option %s",
+					   name, v ? v : "", name);
 		return note_unimplemented(opts, name);
-	}
-	if (!v && value_in(name, fuse_flag_options))
+	case R_FUSE:
+		if (!value_ok(o, v))
+			return ply_err_set(err, -EINVAL,
+					   "%s=%s: expected a number", name,
+					   v ? v : "");
 		return append_fuse_opt(opts, opt);
-	if (v && *v && value_in(name, fuse_value_options))
-		return append_fuse_opt(opts, opt);
-	if ((!v && value_in(name, mount_helper_options)) ||
-	    !strncmp(name, "x-", 2) || !strcmp(name, "comment"))
+	case R_MOUNT:
 		return 0;
+	}
 	return ply_err_set(err, -EINVAL, "unknown option '%s'", opt);
 }
 

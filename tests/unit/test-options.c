@@ -399,6 +399,97 @@ static void test_unknown_refused(void **state)
 		       "an_option_name_that_is_far_longer_than_sixty_four_characters_in_all");
 }
 
+/* optstr is refused with exactly the message msg. */
+static void expect_message(const char *optstr, const char *msg)
+{
+	struct ply_options opts;
+	struct ply_err err;
+	int r = parse(&opts, optstr, &err);
+
+	if (r != -EINVAL)
+		fail_msg("'%s': expected -EINVAL, got %d", optstr, r);
+	if (strcmp(err.msg, msg))
+		fail_msg("'%s': '%s', expected '%s'", optstr, err.msg, msg);
+	ply_options_free(&opts);
+}
+
+/* Every option plyfs knows, in a form it takes: the table in options.c
+ * that decides flags and values lists each one, and each reaches what
+ * reads it (a name missing from the table would be "unknown"). */
+static void test_every_option_known(void **state)
+{
+	static const char *const good[] = {
+		"lowerdir=/l", "lowerdir+=/m", "upperdir=/u", "workdir=/w",
+		"volstore=/s", "timeout=1", "bind=/a:/b", "volume=v:/c",
+		"uidmapping=0:1:1", "gidmapping=0:1:1", "squash_to_uid=1",
+		"squash_to_gid=1", "xattr_permissions=1", "fsync=1",
+		"whiteout=file", "threaded=0", "squash_to_root",
+		"static_nlink", "noacl", "volatile", "fast_ino=1",
+		"writeback=0", "redirect_dir=on", "index=off", "metacopy=on",
+		"xino=auto", "userxattr", "noxattrs=1", "plugins=p",
+		"max_idle_threads=3", "allow_other", "allow_root",
+		"default_permissions", "auto_unmount", "blkdev", "ro", "rw",
+		"suid", "nosuid", "dev", "nodev", "exec", "noexec", "async",
+		"sync", "dirsync", "noatime", "nodiratime", "fsname=f",
+		"subtype=s", "max_read=4096", "blksize=4096", "context=c",
+		"fscontext=c", "defcontext=c", "rootcontext=c", "defaults",
+		"auto", "noauto", "user", "nouser", "users", "owner", "group",
+		"nofail", "_netdev", "atime", "relatime", "strictatime",
+		"lazytime", "nolazytime", "iversion", "noiversion",
+		"x-systemd.automount", "x-a=b", "comment=c", "comment",
+	};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		expect_accepted(good[i]);
+}
+
+/* A known option given the wrong shape is named for what it is, not as
+ * unknown: a value for a flag, none for an option that needs one. */
+static void test_flag_and_value_shapes(void **state)
+{
+	static const char *const flags[] = {
+		"allow_other", "ro", "default_permissions", "noatime",
+		"defaults", "nofail", "userxattr", "squash_to_root",
+		"static_nlink", "noacl", "volatile",
+	};
+	static const struct {
+		const char *opt, *msg;
+	} missing[] = {
+		{ "fsname", "fsname= needs a value" },
+		{ "fsname=", "fsname= needs a value" },
+		{ "subtype=", "subtype= needs a value" },
+		{ "context=", "context= needs a value" },
+		{ "max_read", "max_read= needs a value" },
+		{ "plugins=", "plugins= needs a value" },
+		{ "lowerdir", "lowerdir= needs at least one path" },
+		{ "lowerdir=", "lowerdir= needs at least one path" },
+		{ "lowerdir+", "lowerdir+= needs a path" },
+		{ "upperdir", "upperdir= needs a path" },
+		{ "workdir=", "workdir= needs a path" },
+		{ "volstore", "volstore= needs a path" },
+		/* options whose own message says what they expect */
+		{ "whiteout", "whiteout=: expected auto, chardev, xattr or file" },
+		{ "timeout", "timeout=: expected seconds, e.g. timeout=3600" },
+		{ "squash_to_uid", "squash_to_uid=: expected a numeric id" },
+		{ "index", "index=: invalid value for option index" },
+		{ "bind", "bind=: expected SRC:DEST[:ro]" },
+	};
+	char opt[64], msg[128];
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(*flags); i++) {
+		snprintf(opt, sizeof(opt), "%s=1", flags[i]);
+		snprintf(msg, sizeof(msg), "%s takes no value", flags[i]);
+		expect_message(opt, msg);
+		/* an empty value is a value too */
+		snprintf(opt, sizeof(opt), "%s=", flags[i]);
+		expect_message(opt, msg);
+	}
+	for (size_t i = 0; i < sizeof(missing) / sizeof(*missing); i++)
+		expect_message(missing[i].opt, missing[i].msg);
+	expect_message("max_read=lots", "max_read=lots: expected a number");
+	expect_message("blksize=-1", "blksize=-1: expected a number");
+}
+
 static void test_split_escaped(void **state)
 {
 	char **parts;
@@ -453,6 +544,8 @@ int main(void)
 		cmocka_unit_test(test_fuse_opts),
 		cmocka_unit_test(test_mount_tokens_dropped),
 		cmocka_unit_test(test_unknown_refused),
+		cmocka_unit_test(test_every_option_known),
+		cmocka_unit_test(test_flag_and_value_shapes),
 		cmocka_unit_test(test_split_escaped),
 	};
 
