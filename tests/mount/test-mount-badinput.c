@@ -452,6 +452,43 @@ static void ck_mounted(void)
 	h_assert_content(h_path("mnt/f"), "lower f");
 }
 
+/* An option given twice: the last one wins. */
+static void ck_lower2_only(void)
+{
+	h_assert_listing(h_path("mnt"), H_NAMES("f", "h"));
+	h_assert_content(h_path("mnt/f"), "lower2 f");
+}
+
+static void su_two_uppers(void)
+{
+	h_file("upper/u1", "upper u1");
+	h_file("upper2/u2", "upper2 u2");
+}
+
+static void ck_upper2(void)
+{
+	h_assert_listing(h_path("mnt"), H_NAMES("f", "d", "u2"));
+	h_assert_content(h_path("mnt/u2"), "upper2 u2");
+}
+
+/* DIR as an upper layer: what the mount writes there is not compared */
+static void su_upper_dir(void)
+{
+	h_mkdir("layer");
+}
+
+static void ck_file_whiteout(void)
+{
+	struct stat st;
+
+	h_assert_ok(unlink(h_path("mnt/f")));
+	h_assert_errno(lstat(h_path("mnt/f"), &st), ENOENT);
+	/* whiteout=file, the last given, not xattr: an OCI ".wh.f" */
+	h_assert_ok(lstat(h_path("layer/.wh.f"), &st));
+	assert_true(S_ISREG(st.st_mode));
+	h_assert_errno(lstat(h_path("layer/f"), &st), ENOENT);
+}
+
 static void su_store_file(void)
 {
 	h_file("store", "not a directory");
@@ -1031,18 +1068,18 @@ static const struct bcase cases[] = {
 	{ "opt-fsname-empty", OPTION, "`fsname=` with nothing",
 	  "plyfs -o lowerdir=LOWER,fsname= MNT", 2,
 	  "plyfs: fsname= needs a value" },
-	{ "opt-lowerdir-twice", OPTION, "`lowerdir=` given twice",
-	  "plyfs -o lowerdir=LOWER,lowerdir=LOWER2 MNT", 2,
-	  "plyfs: lowerdir= given twice (use lowerdir+= to add layers)", NULL,
-	  NULL, 0, "lib/options.c: the second lowerdir= silently replaces the first" },
-	{ "opt-upperdir-twice", OPTION, "`upperdir=` given twice, differently",
+	{ "opt-lowerdir-twice", OPTION,
+	  "`lowerdir=` given twice: the last list wins, as in the kernel's overlayfs (mounts LOWER2 alone; `lowerdir+=` adds a layer)",
+	  "plyfs -o lowerdir=LOWER,lowerdir=LOWER2 MNT", OK_MOUNT, "(nothing)",
+	  NULL, ck_lower2_only },
+	{ "opt-upperdir-twice", OPTION,
+	  "`upperdir=` given twice, differently: the last one wins, as in the kernel's overlayfs (mounts over UPPER2)",
 	  "plyfs -o lowerdir=LOWER,upperdir=UPPER,workdir=WORK,upperdir=UPPER2 MNT",
-	  2, "plyfs: upperdir= given twice, with different paths", NULL, NULL,
-	  0, "lib/options.c: the last upperdir= silently wins" },
-	{ "opt-whiteout-twice", OPTION, "`whiteout=` given twice, differently",
-	  "plyfs -o lowerdir=LOWER,whiteout=file,whiteout=xattr MNT", 2,
-	  "plyfs: whiteout= given twice, with different values", NULL, NULL, 0,
-	  "lib/options.c: the last whiteout= silently wins" },
+	  OK_MOUNT, "(nothing)", su_two_uppers, ck_upper2 },
+	{ "opt-whiteout-twice", OPTION,
+	  "`whiteout=` given twice, differently: the last one wins, as for every option (a removal writes `.wh.f` in DIR, the upper)",
+	  "plyfs -o lowerdir=LOWER,upperdir=DIR,workdir=WORK,whiteout=xattr,whiteout=file MNT",
+	  OK_MOUNT, "(nothing)", su_upper_dir, ck_file_whiteout },
 
 	/* layers */
 	{ "layer-symlink-root", LAYER,
