@@ -105,8 +105,9 @@ static const char *clean_path(const char *in, char *out, size_t size)
 }
 
 /* Opens the parent of rel inside rootfd, one component at a time, never
- * following a symlink; missing directories are made when create is set.
- * On failure *why says what stood in the way. */
+ * following a symlink nor entering a marker (".wh." name); missing
+ * directories are made when create is set. On failure *why says what
+ * stood in the way. */
 static int walk_parent(struct importer *im, const char *rel, bool create,
 		       const char **ret_name, char *why, size_t whysize)
 {
@@ -120,6 +121,16 @@ static int walk_parent(struct importer *im, const char *rel, bool create,
 
 		memcpy(comp, p, (size_t)(slash - p));
 		comp[slash - p] = '\0';
+		/* a ".wh." name is a marker, never a directory to put things
+		 * in: "d/.wh.x/y" would make a layer with content inside a
+		 * whiteout (or inside ".wh..wh..opq") */
+		if (ply_marker_name_reserved(comp)) {
+			snprintf(why, whysize,
+				 "its path crosses the marker %.*s",
+				 (int)(slash - rel), rel);
+			close(fd);
+			return -EINVAL;
+		}
 		next = openat(fd, comp,
 			      O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0 && errno == ENOENT && create &&

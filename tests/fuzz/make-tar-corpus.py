@@ -80,6 +80,9 @@ seeds = {
     # regression: a directory replaced by a symlink; its mode and times
     # were applied at the end through the link (fix_dirs, tools/import.c)
     "regress-dir-then-symlink": [d("d", 0o777), sym("d", "../canary")],
+    # entries inside a marker name: refused (walk_parent, tools/import.c)
+    "inside-markers": [d("d"), f("d/.wh..wh..opq/x"), f("d/.wh.x/y"), f(".wh.top/z"),
+                       d("d/.wh.dir/"), hard("h", "d/.wh.x/y")],
 }
 knobbed = {"whiteouts": [1, 2, 6], "opaque": [1, 2], "devices": [4], "hardlinks": [6]}
 

@@ -1226,14 +1226,12 @@ static const struct bcase cases[] = {
 	{ "tar-inside-opaque", ARCHIVE,
 	  "a file inside the opaque marker, `d/.wh..wh..opq/x`",
 	  "plyctl import TAR DIR", 1,
-	  "plyctl import: refused 'd/.wh..wh..opq/x': its path crosses the marker .wh..wh..opq",
-	  su_tar_in_opaque, ck_plain_d, 0,
-	  "tools/cmd-import.c makes the directory d/.wh..wh..opq on the way (walk_parent) and writes x into it" },
+	  "plyctl import: refused 'd/.wh..wh..opq/x': its path crosses the marker d/.wh..wh..opq",
+	  su_tar_in_opaque, ck_plain_d },
 	{ "tar-inside-whiteout", ARCHIVE,
 	  "a file inside a whiteout, `d/.wh.x/y`", "plyctl import TAR DIR", 1,
-	  "plyctl import: refused 'd/.wh.x/y': its path crosses the marker .wh.x",
-	  su_tar_in_whiteout, ck_plain_d, 0,
-	  "tools/cmd-import.c makes the directory d/.wh.x on the way (walk_parent) and writes y into it" },
+	  "plyctl import: refused 'd/.wh.x/y': its path crosses the marker d/.wh.x",
+	  su_tar_in_whiteout, ck_plain_d },
 };
 #define NCASES (sizeof(cases) / sizeof(*cases))
 
