@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,8 +108,20 @@ int plyctl_import(int argc, char **argv)
 	r = plyctl_import_archive(a, rootfd, &opts, &res);
 	plyctl_progress_end();
 	if (r < 0) {
-		fprintf(stderr, "plyctl import: %s: %s\n", tar,
-			archive_error_string(a));
+		const char *why = archive_error_string(a);
+
+		if (!why)
+			why = "cannot read the archive";
+		/* libarchive's "Truncated input file (needed 3584 bytes, only
+		 * 0 available)", "truncated gzip input", ... */
+		if (!strncasecmp(why, "truncated", 9))
+			why = "truncated archive";
+		if (res.cut[0])
+			fprintf(stderr,
+				"plyctl import: %s: %s: '%s' is cut short and left out\n",
+				tar, why, res.cut);
+		else
+			fprintf(stderr, "plyctl import: %s: %s\n", tar, why);
 		status = 1;
 	}
 	archive_read_free(a);

@@ -34,6 +34,7 @@ struct importer {
 	bool root;
 	bool quiet;
 	unsigned refused, skipped;
+	char cut[PATH_MAX]; /* the entry the archive broke off in, or "" */
 	const char *path; /* the entry's cleaned path, for messages */
 	struct dir_fix *dirs;
 	size_t ndirs;
@@ -186,13 +187,19 @@ static int clear_name(int pfd, const char *name, bool want_dir)
 	return unlinkat(pfd, name, 0) < 0 ? -errno : 0;
 }
 
-static int write_data(struct archive *a, int fd, la_int64_t size)
+/* Copies the entry's data into fd. -EIO when the archive could not be
+ * read (archive_error_string(a) says why), with *ret_fatal set when it
+ * cannot go on past this entry (cut short, a broken stream); else -errno
+ * of a write. */
+static int write_data(struct archive *a, int fd, la_int64_t size,
+		      bool *ret_fatal)
 {
 	const void *block;
 	size_t len;
 	la_int64_t off;
 	int r;
 
+	*ret_fatal = false;
 	while ((r = archive_read_data_block(a, &block, &len, &off)) ==
 	       ARCHIVE_OK) {
 		const char *p = block;
@@ -207,8 +214,10 @@ static int write_data(struct archive *a, int fd, la_int64_t size)
 			off += n;
 		}
 	}
-	if (r != ARCHIVE_EOF)
+	if (r != ARCHIVE_EOF) {
+		*ret_fatal = r == ARCHIVE_FATAL;
 		return -EIO;
+	}
 	return ftruncate(fd, size) < 0 ? -errno : 0;
 }
 
@@ -390,7 +399,9 @@ static void take_entry(struct importer *im, struct archive *a,
 		if (r == 0 && mkdirat(pfd, name, 0700) < 0)
 			r = -errno;
 		break;
-	case AE_IFREG:
+	case AE_IFREG: {
+		bool fatal;
+
 		fd = openat(pfd, name,
 			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			    0600);
@@ -398,10 +409,22 @@ static void take_entry(struct importer *im, struct archive *a,
 			r = -errno;
 			break;
 		}
-		r = write_data(a, fd, archive_entry_size(e));
+		r = write_data(a, fd, archive_entry_size(e), &fatal);
 		if (close(fd) < 0 && r >= 0)
 			r = -errno;
+		if (r < 0) /* no half-written file in the layer */
+			unlinkat(pfd, name, 0);
+		if (fatal) {
+			/* the archive ends here: said once, by the caller */
+			snprintf(im->cut, sizeof(im->cut), "%s", raw);
+			goto out;
+		}
+		if (r == -EIO) {
+			refuse(im, raw, "%s", archive_error_string(a));
+			goto out;
+		}
 		break;
+	}
 	case AE_IFLNK:
 		if (!archive_entry_symlink(e))
 			r = -EINVAL;
@@ -479,6 +502,8 @@ int plyctl_import_archive(struct archive *a, int rootfd,
 	struct archive_entry *e;
 	int r, status = 0;
 
+	im.cut[0] = '\0';
+
 	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK ||
 	       r == ARCHIVE_WARN) {
 		take_entry(&im, a, e);
@@ -491,5 +516,6 @@ int plyctl_import_archive(struct archive *a, int rootfd,
 	fix_dirs(&im);
 	res->refused = im.refused;
 	res->skipped = im.skipped;
+	snprintf(res->cut, sizeof(res->cut), "%s", im.cut);
 	return status;
 }

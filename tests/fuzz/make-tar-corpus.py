@@ -93,6 +93,9 @@ for name, entries in seeds.items():
     for k in knobbed.get(name, []):
         with open(os.path.join(out, "%s-knob%d.tar" % (name, k)), "wb") as fh:
             fh.write(data + bytes([k]))
+# an archive cut in the middle of a file's data: the file is left out
+with open(os.path.join(out, "truncated.tar"), "wb") as fh:
+    fh.write(tar([f("a", b"b" * 5000), f("z")])[:2048])
 with open(os.path.join(out, "gnu.tar"), "wb") as fh:
     fh.write(tar(seeds["plain"] + seeds["whiteouts"][1:], fmt=tarfile.GNU_FORMAT))
 with open(os.path.join(out, "plain.tar.gz"), "wb") as fh:
