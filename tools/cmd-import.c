@@ -24,9 +24,9 @@ static void import_usage(FILE *out)
 	      "chosen format (default: chardev as root, else xattr under user.;\n"
 	      "file keeps the OCI form). Entries that would write outside DIR\n"
 	      "(absolute names, .., paths through symlinks, hard links to missing\n"
-	      "or outside targets), entries inside a .wh. marker name, or names\n"
-	      "over NAME_MAX are refused; device nodes are skipped with a\n"
-	      "warning when we may not create them.\n"
+	      "or outside targets), entries inside a .wh. marker name, or\n"
+	      "names over NAME_MAX are refused; device nodes are skipped with\n"
+	      "a warning when we may not create them.\n"
 	      "Exit status: 0 done, 1 entries refused or an error, 2 usage error.\n",
 	      out);
 }

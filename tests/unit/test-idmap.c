@@ -87,6 +87,8 @@ static void test_parse_refuses(void **state)
 	ply_idmap_free(&map);
 }
 
+#define SYNTAX "expected CONTAINER:HOST:SIZE ranges joined by ':'"
+
 /* Each refusal says which problem it is, in one phrase that options.c
  * puts after "uidmapping=VALUE: ". */
 static void expect_why(const char *spec, const char *why)
@@ -132,13 +134,12 @@ static void test_parse_refuses_overlap_and_empty(void **state)
 	ply_idmap_free(&map);
 	expect_why("0:0:0", "a range of size 0");
 	expect_why("0:0:1:5:5:0", "a range of size 0");
-	expect_why("0:0", "expected CONTAINER:HOST:SIZE ranges joined by ':'");
-	expect_why("a:0:1", "expected CONTAINER:HOST:SIZE ranges joined by ':'");
-	expect_why("", "expected CONTAINER:HOST:SIZE ranges joined by ':'");
+	expect_why("0:0", SYNTAX);
+	expect_why("a:0:1", SYNTAX);
+	expect_why("", SYNTAX);
 	expect_why("0:0:4294967296", "a number past 4294967295");
 	/* a letter after a long run of digits is still a letter */
-	expect_why("99999999999x:0:1",
-		   "expected CONTAINER:HOST:SIZE ranges joined by ':'");
+	expect_why("99999999999x:0:1", SYNTAX);
 	expect_why("4294967295:0:10", "a range past 4294967295");
 	expect_why("0:4294967295:2", "a range past 4294967295");
 }

@@ -292,8 +292,10 @@ static void test_compat_values(void **state)
 	/* the reason idmap.c gives comes after the option as given */
 	expect_refused("uidmapping=0:0:10:5:100:10",
 		       "uidmapping=0:0:10:5:100:10: ranges overlap");
-	expect_refused("gidmapping=0:0:0", "gidmapping=0:0:0: a range of size 0");
-	expect_refused("uidmapping", "uidmapping=: expected CONTAINER:HOST:SIZE");
+	expect_refused("gidmapping=0:0:0",
+		       "gidmapping=0:0:0: a range of size 0");
+	expect_refused("uidmapping",
+		       "uidmapping=: expected CONTAINER:HOST:SIZE");
 	expect_refused("fsync=banana", "fsync");
 	expect_refused("xattr_permissions=3", "xattr_permissions");
 	expect_refused("squash_to_root=1", "squash_to_root");
