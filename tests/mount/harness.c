@@ -1729,3 +1729,37 @@ int h_umount_diag(struct h_mount *m)
 	}
 	return h_umount(m);
 }
+
+struct stat h_lstat(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		fail_msg("lstat %s: %s", path, strerror(errno));
+	return st;
+}
+
+void h_append(const char *path, const char *data)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	size_t len = strlen(data);
+
+	if (fd < 0)
+		fail_msg("open %s for appending: %s", path, strerror(errno));
+	if (write(fd, data, len) != (ssize_t)len)
+		fail_msg("write %s: %s", path, strerror(errno));
+	if (close(fd) < 0)
+		fail_msg("close %s: %s", path, strerror(errno));
+}
+
+void h_sfmt(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size)
+		fail_msg("string too long: %.40s...", buf);
+}

@@ -190,6 +190,14 @@ bool h_dev_differs(const char *path);
 /* ---- looking at the result --------------------------------------------- */
 /* Reads a whole file; *len gets its length. The result is owned. */
 char *h_read(const char *path, size_t *len);
+/* lstat that fails the test on an error. */
+struct stat h_lstat(const char *path);
+/* Appends data to the file path (open O_APPEND, write, close), failing
+ * the test on any error. */
+void h_append(const char *path, const char *data);
+/* snprintf that fails the test rather than truncate. */
+void h_sfmt(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* The file holds exactly content. */
 void h_assert_content(const char *path, const char *content);
 /* Lists dir: "." and ".." must be there, every name exactly once, and the

@@ -41,27 +41,6 @@ static struct h_mount *remount(struct h_mount *m)
 	return mount_rw();
 }
 
-static struct stat lst(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) < 0)
-		fail_msg("lstat %s: %s", path, strerror(errno));
-	return st;
-}
-
-static void append(const char *path, const char *data)
-{
-	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	size_t len = strlen(data);
-
-	if (fd < 0)
-		fail_msg("open %s: %s", path, strerror(errno));
-	if (write(fd, data, len) != (ssize_t)len)
-		fail_msg("write %s: %s", path, strerror(errno));
-	h_assert_ok(close(fd));
-}
-
 /* Opens path for writing and closes it again: a copy-up, no data change. */
 static void touch_open(const char *path)
 {
@@ -115,15 +94,15 @@ static void data_64m(void **state)
 
 	h_file_pattern("l2/big", len, 1);
 	m = mount_rw();
-	ino = lst(h_path("mnt/big")).st_ino;
-	append(h_path("mnt/big"), "Z");
-	assert_int_equal(lst(h_path("mnt/big")).st_ino, ino);
+	ino = h_lstat(h_path("mnt/big")).st_ino;
+	h_append(h_path("mnt/big"), "Z");
+	assert_int_equal(h_lstat(h_path("mnt/big")).st_ino, ino);
 	assert_hash(h_path("mnt/big"), new, len + 1);
 	assert_hash(h_path("u/big"), new, len + 1);
 	assert_hash(h_path("l2/big"), old, len);
 
 	m = remount(m);
-	assert_int_equal(lst(h_path("mnt/big")).st_ino, ino);
+	assert_int_equal(h_lstat(h_path("mnt/big")).st_ino, ino);
 	assert_hash(h_path("mnt/big"), new, len + 1);
 	(void)m;
 }
@@ -147,13 +126,13 @@ static void holes_kept(void **state)
 	h_assert_ok(close(fd));
 	mount_rw();
 
-	append(h_path("mnt/sparse"), "e");
-	st = lst(h_path("u/sparse"));
+	h_append(h_path("mnt/sparse"), "e");
+	st = h_lstat(h_path("u/sparse"));
 	assert_int_equal(st.st_size, gib + 1);
 	if (st.st_blocks > 1024)
 		fail_msg("u/sparse: %lld blocks of 512 bytes for 8 KiB of "
 			 "data: holes were filled", (long long)st.st_blocks);
-	assert_int_equal(lst(h_path("mnt/sparse")).st_size, gib + 1);
+	assert_int_equal(h_lstat(h_path("mnt/sparse")).st_size, gib + 1);
 
 	fd = open(h_path("mnt/sparse"), O_RDONLY | O_CLOEXEC);
 	h_assert_ok(fd);
@@ -188,7 +167,7 @@ static void assert_xattr(const char *path, const char *name, const void *val,
 static void check_attrs(const char *path, const struct stat *want,
 			const struct vfs_cap_data *cap)
 {
-	struct stat st = lst(path);
+	struct stat st = h_lstat(path);
 
 	if (st.st_mode != want->st_mode)
 		fail_msg("%s: mode %o, expected %o", path,
@@ -229,7 +208,7 @@ static void attrs_kept(void **state)
 	h_assert_ok(chmod(h_path("l2/d/f"), 04751));
 	h_xattr("l2/d/f", "user.foo", "bar");
 	h_times("l2/d/f", 1111111111, 222222222);
-	want = lst(h_path("l2/d/f"));
+	want = h_lstat(h_path("l2/d/f"));
 	assert_int_equal(want.st_mode, S_IFREG | 04751);
 	mount_rw();
 
@@ -255,9 +234,9 @@ static void ino_kept(void **state)
 		h_file(h_fmt("l2/%s", names[i]), names[i]);
 	m = mount_rw();
 	for (size_t i = 0; i < 6; i++)
-		ino[i] = lst(h_path("mnt/%s", names[i])).st_ino;
+		ino[i] = h_lstat(h_path("mnt/%s", names[i])).st_ino;
 
-	append(h_path("mnt/w"), "+");
+	h_append(h_path("mnt/w"), "+");
 	h_assert_ok(chmod(h_path("mnt/c"), 0600));
 	h_assert_ok(lsetxattr(h_path("mnt/x"), "user.a", "b", 1, 0));
 	h_assert_ok(truncate(h_path("mnt/t"), 0));
@@ -265,15 +244,15 @@ static void ino_kept(void **state)
 	h_assert_ok(rename(h_path("mnt/r"), h_path("mnt/r2")));
 	names[5] = "r2";
 	for (size_t i = 0; i < 6; i++)
-		assert_int_equal(lst(h_path("mnt/%s", names[i])).st_ino,
+		assert_int_equal(h_lstat(h_path("mnt/%s", names[i])).st_ino,
 				 ino[i]);
-	assert_int_equal(lst(h_path("mnt/l2")).st_ino, ino[4]);
+	assert_int_equal(h_lstat(h_path("mnt/l2")).st_ino, ino[4]);
 
 	m = remount(m);
 	for (size_t i = 0; i < 6; i++)
-		assert_int_equal(lst(h_path("mnt/%s", names[i])).st_ino,
+		assert_int_equal(h_lstat(h_path("mnt/%s", names[i])).st_ino,
 				 ino[i]);
-	assert_int_equal(lst(h_path("mnt/l2")).st_ino, ino[4]);
+	assert_int_equal(h_lstat(h_path("mnt/l2")).st_ino, ino[4]);
 	(void)m;
 }
 
@@ -291,20 +270,20 @@ static void metacopy_chmod(void **state)
 	h_file_pattern("l2/big", len, 2);
 	m = mount_rw();
 	h_assert_ok(chmod(h_path("mnt/big"), 0600));
-	st = lst(h_path("u/big"));
+	st = h_lstat(h_path("u/big"));
 	assert_int_equal(st.st_size, len);
 	if (st.st_blocks != 0)
 		fail_msg("u/big: chmod copied data (%lld blocks)",
 			 (long long)st.st_blocks);
-	assert_int_equal(lst(h_path("mnt/big")).st_mode, S_IFREG | 0600);
+	assert_int_equal(h_lstat(h_path("mnt/big")).st_mode, S_IFREG | 0600);
 	assert_hash(h_path("mnt/big"), old, len);
 
 	/* the data is still found after a remount */
 	m = remount(m);
-	assert_int_equal(lst(h_path("mnt/big")).st_mode, S_IFREG | 0600);
+	assert_int_equal(h_lstat(h_path("mnt/big")).st_mode, S_IFREG | 0600);
 	assert_hash(h_path("mnt/big"), old, len);
 
-	append(h_path("mnt/big"), "Z");
+	h_append(h_path("mnt/big"), "Z");
 	assert_hash(h_path("mnt/big"), h_hash_data(old, "Z", 1), len + 1);
 	assert_hash(h_path("u/big"), h_hash_data(old, "Z", 1), len + 1);
 	m = remount(m);
@@ -323,7 +302,7 @@ static void otrunc_no_copy(void **state)
 	mount_rw();
 	fd = open(h_path("mnt/big"), O_WRONLY | O_TRUNC | O_CLOEXEC);
 	h_assert_ok(fd);
-	st = lst(h_path("u/big"));
+	st = h_lstat(h_path("u/big"));
 	assert_int_equal(st.st_size, 0);
 	assert_int_equal(st.st_blocks, 0);
 	assert_int_equal(write(fd, "new", 3), 3);
@@ -337,7 +316,7 @@ static void otrunc_no_copy(void **state)
 
 static void check_dir(const char *path, const struct stat *want)
 {
-	struct stat st = lst(path);
+	struct stat st = h_lstat(path);
 
 	if (st.st_mode != want->st_mode || st.st_uid != want->st_uid ||
 	    st.st_gid != want->st_gid)
@@ -370,12 +349,12 @@ static void parents_copied(void **state)
 	h_times("l2/a", 1000000001, 1);
 	h_times("l2/a/b", 1000000002, 2);
 	h_times("l2/a/b/c", 1000000003, 3);
-	a = lst(h_path("l2/a"));
-	b = lst(h_path("l2/a/b"));
-	c = lst(h_path("l2/a/b/c"));
+	a = h_lstat(h_path("l2/a"));
+	b = h_lstat(h_path("l2/a/b"));
+	c = h_lstat(h_path("l2/a/b/c"));
 	m = mount_rw();
 
-	append(h_path("mnt/a/b/c/f"), "!");
+	h_append(h_path("mnt/a/b/c/f"), "!");
 	h_assert_content(h_path("u/a/b/c/f"), "deep!");
 	check_dir(h_path("u/a"), &a);
 	check_dir(h_path("u/a/b"), &b);
@@ -484,8 +463,8 @@ static void workdir_clean(void **state)
 	m = mount_rw();
 	assert_int_equal(count_names(h_path("w/work"), NULL), 0);
 
-	append(h_path("mnt/big"), "1");
-	append(h_path("mnt/d/a"), "2");
+	h_append(h_path("mnt/big"), "1");
+	h_append(h_path("mnt/d/a"), "2");
 	h_assert_ok(chmod(h_path("mnt/d/b"), 0600));
 	h_assert_ok(unlink(h_path("mnt/gone")));
 	h_assert_ok(unlink(h_path("mnt/e/x")));
@@ -551,7 +530,7 @@ static void second_mount_refused(void **state)
 	assert_mount_refused(stack_opts("u2", "w"), "mnt4");
 	/* the first mount is unharmed */
 	h_assert_content(h_path("mnt/f"), "f");
-	append(h_path("mnt/f"), "+");
+	h_append(h_path("mnt/f"), "+");
 	h_assert_content(h_path("mnt/f"), "f+");
 }
 
@@ -632,8 +611,8 @@ static void crash_during_copyup(void **state)
 			 "remount");
 	assert_int_equal(count_names(h_path("w/work"), "#plyfs-"), 0);
 	/* and it can be written now */
-	append(h_path("mnt/big"), "M");
-	assert_int_equal(lst(h_path("mnt/big")).st_size, size + 1);
+	h_append(h_path("mnt/big"), "M");
+	assert_int_equal(h_lstat(h_path("mnt/big")).st_size, size + 1);
 	(void)m;
 }
 

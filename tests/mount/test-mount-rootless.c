@@ -36,41 +36,6 @@ static const char *const unshare_bin = "/usr/bin/unshare";
 
 /* ---- the scenarios (run as the test user) ------------------------------ */
 
-/* snprintf that fails the test rather than truncate. */
-static void __attribute__((format(printf, 3, 4)))
-sfmt(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= size)
-		fail_msg("string too long: %.40s...", buf);
-}
-
-static struct stat lst(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) < 0)
-		fail_msg("lstat %s: %s", path, strerror(errno));
-	return st;
-}
-
-static void append(const char *path, const char *data)
-{
-	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	size_t len = strlen(data);
-
-	if (fd < 0)
-		fail_msg("open %s for appending: %s", path, strerror(errno));
-	if (write(fd, data, len) != (ssize_t)len)
-		fail_msg("write %s: %s", path, strerror(errno));
-	h_assert_ok(close(fd));
-}
-
 /* The value of xattr name of path (not following symlinks), or NULL. */
 static const char *xattr_of(const char *path, const char *name)
 {
@@ -92,7 +57,7 @@ static void assert_user_whiteout(const char *path)
 	char wh[PATH_MAX];
 	const char *slash = strrchr(path, '/');
 
-	sfmt(wh, sizeof(wh), "%.*s/.wh.%s", (int)(slash - path), path,
+	h_sfmt(wh, sizeof(wh), "%.*s/.wh.%s", (int)(slash - path), path,
 		 slash + 1);
 	if (lstat(path, &st) == 0) {
 		if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0))
@@ -145,7 +110,7 @@ static void umount_clean(struct h_mount *m)
 {
 	char path[PATH_MAX];
 
-	sfmt(path, sizeof(path), "%s", m->path);
+	h_sfmt(path, sizeof(path), "%s", m->path);
 	assert_int_equal(h_umount(m), 0);
 	assert_false(h_is_mountpoint(path));
 }
@@ -184,9 +149,9 @@ static void sc_plain(void **state)
 	h_mkdir("u");
 	h_mkdir("w");
 	h_mkdir("mnt");
-	sfmt(mnt, sizeof(mnt), "%s", h_path("mnt"));
-	sfmt(up, sizeof(up), "%s", h_path("u"));
-	sfmt(opts, sizeof(opts), "%s",
+	h_sfmt(mnt, sizeof(mnt), "%s", h_path("mnt"));
+	h_sfmt(up, sizeof(up), "%s", h_path("u"));
+	h_sfmt(opts, sizeof(opts), "%s",
 		 rw_opts(h_fmt("%s:%s", h_path("l1"), h_path("l2")), "u",
 			 "w"));
 	m = mount_daemon(H_NAMES(h_plyfs(), "-o", opts, mnt), NULL, mnt);
@@ -194,7 +159,7 @@ static void sc_plain(void **state)
 	/* create, modify, delete */
 	h_file(h_fmt("%s/new", mnt), "n");
 	h_file(h_fmt("%s/d/new", mnt), "dn");
-	append(h_fmt("%s/d/a", mnt), "+more");
+	h_append(h_fmt("%s/d/a", mnt), "+more");
 	h_assert_content(h_fmt("%s/d/a", mnt), "a+more");
 	h_assert_content(h_fmt("%s/d/a", up), "a+more");
 	h_assert_ok(unlink(h_fmt("%s/gone", mnt)));
@@ -238,9 +203,9 @@ static void sc_plain(void **state)
 
 	/* chmod of a big lower file copies no data */
 	h_assert_ok(chmod(h_fmt("%s/big", mnt), 0600));
-	a = lst(h_fmt("%s/big", mnt));
+	a = h_lstat(h_fmt("%s/big", mnt));
 	assert_int_equal(a.st_mode & 07777, 0600);
-	b = lst(h_fmt("%s/big", up));
+	b = h_lstat(h_fmt("%s/big", up));
 	assert_int_equal(b.st_size, bigsize);
 	if (b.st_blocks * 512 > 16384)
 		fail_msg("chmod copied data: the upper big has %lld blocks",
@@ -252,15 +217,15 @@ static void sc_plain(void **state)
 
 	/* hard links: a lower pair stays linked after copy-up of one name,
 	 * and link(2) of a lower file copies it up and links it */
-	a = lst(h_fmt("%s/h1", mnt));
-	append(h_fmt("%s/h1", mnt), "+1");
+	a = h_lstat(h_fmt("%s/h1", mnt));
+	h_append(h_fmt("%s/h1", mnt), "+1");
 	h_assert_content(h_fmt("%s/h2", mnt), "h+1");
-	b = lst(h_fmt("%s/h2", mnt));
+	b = h_lstat(h_fmt("%s/h2", mnt));
 	assert_int_equal(b.st_ino, a.st_ino);
 	assert_int_equal(b.st_nlink, 2);
 	h_assert_ok(link(h_fmt("%s/keep/x", mnt), h_fmt("%s/xl", mnt)));
-	a = lst(h_fmt("%s/keep/x", mnt));
-	b = lst(h_fmt("%s/xl", mnt));
+	a = h_lstat(h_fmt("%s/keep/x", mnt));
+	b = h_lstat(h_fmt("%s/xl", mnt));
 	assert_int_equal(a.st_ino, b.st_ino);
 	assert_int_equal(a.st_nlink, 2);
 
@@ -294,8 +259,8 @@ static void sc_perm(void **state)
 	h_mkdir("u");
 	h_mkdir("w");
 	h_mkdir("mnt");
-	sfmt(mnt, sizeof(mnt), "%s", h_path("mnt"));
-	sfmt(opts, sizeof(opts), "%s",
+	h_sfmt(mnt, sizeof(mnt), "%s", h_path("mnt"));
+	h_sfmt(opts, sizeof(opts), "%s",
 		 rw_opts(h_fmt("%s/lower", prep), "u", "w"));
 	h_mount(opts, "mnt");
 
@@ -353,8 +318,8 @@ static void sc_allow_other(void **state)
 	(void)state;
 	h_file("l/f", "f");
 	h_mkdir("mnt");
-	sfmt(mnt, sizeof(mnt), "%s", h_path("mnt"));
-	sfmt(opts, sizeof(opts), "lowerdir=%s,allow_other", h_path("l"));
+	h_sfmt(mnt, sizeof(mnt), "%s", h_path("mnt"));
+	h_sfmt(opts, sizeof(opts), "lowerdir=%s,allow_other", h_path("l"));
 	if (fuse_conf_allows_other()) {
 		umount_clean(h_mount(opts, "mnt"));
 		return;
@@ -395,8 +360,8 @@ static void sc_override(void **state)
 	h_mkdir("u");
 	h_mkdir("w");
 	h_mkdir("mnt");
-	sfmt(mnt, sizeof(mnt), "%s", h_path("mnt"));
-	sfmt(opts, sizeof(opts), "%s,xattr_permissions=2",
+	h_sfmt(mnt, sizeof(mnt), "%s", h_path("mnt"));
+	h_sfmt(opts, sizeof(opts), "%s,xattr_permissions=2",
 		 rw_opts(h_path("l"), "u", "w"));
 	m = h_mount(opts, "mnt");
 	h_file(h_fmt("%s/c", mnt), "c"); /* an upper-only file */
@@ -410,7 +375,7 @@ static void sc_override(void **state)
 		for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
 			const char *p = h_fmt("%s/%s", mnt, want[i].name);
 			const char *u = h_path("u/%s", want[i].name);
-			struct stat st = lst(p), ust = lst(u);
+			struct stat st = h_lstat(p), ust = h_lstat(u);
 			const char *x;
 			unsigned xu, xg, xm;
 
@@ -466,7 +431,7 @@ static void sc_override(void **state)
 
 static void assert_owner(const char *path, uid_t uid, gid_t gid)
 {
-	struct stat st = lst(path);
+	struct stat st = h_lstat(path);
 
 	if (st.st_uid != uid || st.st_gid != gid)
 		fail_msg("%s: owner %u:%u, expected %u:%u", path, st.st_uid,
@@ -511,13 +476,13 @@ static void sc_idmap(void **state)
 	h_mkdir("u");
 	h_mkdir("w");
 	h_mkdir("mnt");
-	sfmt(mnt, sizeof(mnt), "%s", h_path("mnt"));
-	sfmt(lower, sizeof(lower), "%s", h_path("l"));
+	h_sfmt(mnt, sizeof(mnt), "%s", h_path("mnt"));
+	h_sfmt(lower, sizeof(lower), "%s", h_path("l"));
 
 	/* fuse-overlayfs's syntax: triples ONDISK:PRESENTED:LENGTH (its
 	 * read_mappings() reads "host:to:len" and stat maps host to "to");
 	 * a leading ':' on one map, none on the other */
-	sfmt(opts, sizeof(opts),
+	h_sfmt(opts, sizeof(opts),
 	     "%s,uidmapping=:0:0:1:1000:100:10,"
 	     "gidmapping=0:0:1:2000:200:2",
 	     rw_opts(lower, "u", "w"));
@@ -539,26 +504,26 @@ static void sc_idmap(void **state)
 	assert_owner(h_path("u/f1001"), 1001, 2001);
 	umount_clean(m);
 
-	sfmt(opts, sizeof(opts), "lowerdir=%s,squash_to_root", lower);
+	h_sfmt(opts, sizeof(opts), "lowerdir=%s,squash_to_root", lower);
 	m = h_mount(opts, "mnt");
 	for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++)
 		assert_owner(h_fmt("%s/%s", mnt, files[i].name), 0, 0);
 	umount_clean(m);
 
-	sfmt(opts, sizeof(opts), "lowerdir=%s,squash_to_uid=7,"
+	h_sfmt(opts, sizeof(opts), "lowerdir=%s,squash_to_uid=7,"
 		 "squash_to_gid=8", lower);
 	m = h_mount(opts, "mnt");
 	for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++)
 		assert_owner(h_fmt("%s/%s", mnt, files[i].name), 7, 8);
 	umount_clean(m);
 
-	sfmt(opts, sizeof(opts), "lowerdir=%s,static_nlink", lower);
+	h_sfmt(opts, sizeof(opts), "lowerdir=%s,static_nlink", lower);
 	m = h_mount(opts, "mnt");
-	assert_int_equal(lst(h_fmt("%s/dd", mnt)).st_nlink, 1);
+	assert_int_equal(h_lstat(h_fmt("%s/dd", mnt)).st_nlink, 1);
 	umount_clean(m);
-	sfmt(opts, sizeof(opts), "lowerdir=%s", lower);
+	h_sfmt(opts, sizeof(opts), "lowerdir=%s", lower);
 	m = h_mount(opts, "mnt");
-	assert_int_equal(lst(h_fmt("%s/dd", mnt)).st_nlink, 3);
+	assert_int_equal(h_lstat(h_fmt("%s/dd", mnt)).st_nlink, 3);
 	umount_clean(m);
 }
 
@@ -625,11 +590,11 @@ static void sc_shapes(void **state)
 
 	(void)state;
 	make_storage();
-	sfmt(ov, sizeof(ov), "%s", h_path("st/overlay"));
-	sfmt(lowers, sizeof(lowers),
+	h_sfmt(ov, sizeof(ov), "%s", h_path("st/overlay"));
+	h_sfmt(lowers, sizeof(lowers),
 		 "%s/l/TTTTTTTTTTTT:%s/l/MMMMMMMMMMMM:%s/l/BBBBBBBBBBBB", ov,
 		 ov, ov);
-	sfmt(merged, sizeof(merged), "%s/ctr/merged", ov);
+	h_sfmt(merged, sizeof(merged), "%s/ctr/merged", ov);
 
 	/* plyfs --version */
 	h_run(H_NAMES(h_plyfs(), "--version"), NULL, NULL, &r);
@@ -639,7 +604,7 @@ static void sc_shapes(void **state)
 	h_run_free(&r);
 
 	/* trailing comma */
-	sfmt(opts, sizeof(opts),
+	h_sfmt(opts, sizeof(opts),
 		 "lowerdir=%s,upperdir=%s/ctr/diff,workdir=%s/ctr/work,",
 		 lowers, ov, ov);
 	m = mount_daemon(H_NAMES(h_plyfs(), "-o", opts, merged), NULL, merged);
@@ -650,7 +615,7 @@ static void sc_shapes(void **state)
 	h_assert_content(h_fmt("%s/ctr/diff/etc/written", ov), "w");
 
 	/* ",,volatile": an empty element */
-	sfmt(opts, sizeof(opts),
+	h_sfmt(opts, sizeof(opts),
 		 "lowerdir=%s,upperdir=%s/ctr/diff,workdir=%s/ctr/work,,"
 		 "volatile",
 		 lowers, ov, ov);
@@ -685,8 +650,8 @@ static void sc_shapes(void **state)
 			   1002));
 	h_assert_ok(lchown(h_path("st/overlay/top3/diff/etc/hostname"), 1001,
 			   1001));
-	sfmt(merged, sizeof(merged), "%s/ctr2/merged", ov);
-	sfmt(opts, sizeof(opts),
+	h_sfmt(merged, sizeof(merged), "%s/ctr2/merged", ov);
+	h_sfmt(opts, sizeof(opts),
 	     "lowerdir=%s,upperdir=%s/ctr2/diff,workdir=%s/ctr2/work,,"
 	     "volatile,uidmapping=:0:1:1001:1001:0:1:1002:1002:64534,"
 	     "gidmapping=:0:1:1001:1001:0:1:1002:1002:64534",
@@ -710,7 +675,7 @@ static void sc_shapes(void **state)
 
 	/* read-only, no upper; relative symlinked lowers from the storage
 	 * directory */
-	sfmt(opts, sizeof(opts),
+	h_sfmt(opts, sizeof(opts),
 		 "lowerdir=l/TTTTTTTTTTTT:l/MMMMMMMMMMMM:l/BBBBBBBBBBBB");
 	m = mount_daemon(H_NAMES(h_plyfs(), "-o", opts, merged), ov, merged);
 	assert_image_view(merged);

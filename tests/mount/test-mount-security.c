@@ -56,41 +56,6 @@
 
 static const char *const setpriv_bin = "/usr/bin/setpriv";
 
-/* snprintf that fails the test rather than truncate. */
-static void __attribute__((format(printf, 3, 4)))
-sfmt(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= size)
-		fail_msg("string too long: %.40s...", buf);
-}
-
-static struct stat lst(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) < 0)
-		fail_msg("lstat %s: %s", path, strerror(errno));
-	return st;
-}
-
-static void append(const char *path, const char *data)
-{
-	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	size_t len = strlen(data);
-
-	if (fd < 0)
-		fail_msg("open %s for appending: %s", path, strerror(errno));
-	if (write(fd, data, len) != (ssize_t)len)
-		fail_msg("write %s: %s", path, strerror(errno));
-	h_assert_ok(close(fd));
-}
-
 /* A file of the test tree with owner and mode (set after the owner, since
  * chown clears setuid). */
 static void file_as(const char *rel, const char *content, uid_t uid, gid_t gid,
@@ -532,7 +497,7 @@ static ssize_t xattr_or_errno(const char *path, const char *name, char *buf,
 
 static void attrs_of(const char *path, struct attrs *a)
 {
-	struct stat st = lst(path);
+	struct stat st = h_lstat(path);
 
 	memset(a, 0, sizeof(*a));
 	a->mode = st.st_mode;
@@ -638,7 +603,7 @@ static void other_user_merged_attrs(void **state)
 	file_as("u/od/g", "G", 0, 0, 0644);
 	h_opaque("u/od", H_OPQ_XATTR_TRUSTED);
 	m = mount_root("");
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 
 	/* what the lower says, first */
 	as_reads(&other, h_fmt("%s/a644", mnt), "A");
@@ -651,8 +616,8 @@ static void other_user_merged_attrs(void **state)
 	h_assert_ok(chmod(h_fmt("%s/b600", mnt), 0644));
 	as_denied(&other, h_fmt("%s/a644", mnt), EACCES);
 	as_reads(&other, h_fmt("%s/b600", mnt), "B");
-	assert_int_equal(lst(h_path("u/a644")).st_mode & 07777, 0600);
-	assert_int_equal(lst(h_path("u/b600")).st_mode & 07777, 0644);
+	assert_int_equal(h_lstat(h_path("u/a644")).st_mode & 07777, 0600);
+	assert_int_equal(h_lstat(h_path("u/b600")).st_mode & 07777, 0644);
 
 	/* chown moves access: to the other user, and away from it */
 	h_assert_ok(chown(h_fmt("%s/c600", mnt), OTHER_UID, OTHER_GID));
@@ -704,7 +669,7 @@ static void refused_changes_copy_nothing(void **state)
 	dir_as("l2/tmp", 0, 0, 01777);
 	file_as("l2/tmp/theirs", "T", OWNER_UID, OWNER_GID, 0666);
 	m = mount_root("");
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 
 	/* writing a file of root's */
 	as_expect(&other, EACCES, .fn = op_open, .path = h_fmt("%s/pub", mnt),
@@ -803,9 +768,9 @@ static void other_user_cannot_forge(void **state)
 	dir_as("l2/vault", 0, 0, 0700);
 	file_as("l2/vault/key", "KEY", 0, 0, 0644);
 	m = mount_root("");
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
-	sfmt(mine, sizeof(mine), "%s/tmp/mine", mnt);
-	sfmt(dir, sizeof(dir), "%s/tmp/d", mnt);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mine, sizeof(mine), "%s/tmp/mine", mnt);
+	h_sfmt(dir, sizeof(dir), "%s/tmp/d", mnt);
 	as_expect(&other, 0, .fn = op_open, .path = mine,
 		  .flags = O_WRONLY | O_CREAT | O_EXCL);
 	as_expect(&other, 0, .fn = op_mkdir, .path = dir, .mode = 0755);
@@ -869,12 +834,12 @@ static void idmap_presented_owner(void **state)
 	file_as("l2/g", "G", 0, 1001, 0640);
 	m = mount_root(",uidmapping=0:0:1:1000:2000:10,"
 		       "gidmapping=0:0:1:1000:2000:10");
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 
-	st = lst(h_fmt("%s/f", mnt));
+	st = h_lstat(h_fmt("%s/f", mnt));
 	assert_int_equal(st.st_uid, 2000);
 	assert_int_equal(st.st_gid, 2000);
-	st = lst(h_fmt("%s/g", mnt));
+	st = h_lstat(h_fmt("%s/g", mnt));
 	assert_int_equal(st.st_uid, 0);
 	assert_int_equal(st.st_gid, 2001);
 
@@ -886,9 +851,9 @@ static void idmap_presented_owner(void **state)
 
 	/* chown to presented 2001: on disk 1001, and access moves */
 	h_assert_ok(chown(h_fmt("%s/f", mnt), 2001, 2001));
-	st = lst(h_fmt("%s/f", mnt));
+	st = h_lstat(h_fmt("%s/f", mnt));
 	assert_int_equal(st.st_uid, 2001);
-	st = lst(h_path("u/f"));
+	st = h_lstat(h_path("u/f"));
 	assert_int_equal(st.st_uid, 1001);
 	assert_int_equal(st.st_gid, 1001);
 	assert_int_equal(st.st_mode & 07777, 0600);
@@ -899,7 +864,7 @@ static void idmap_presented_owner(void **state)
 		  .mode = 0644);
 	as_expect(&u2001, 0, .fn = op_chmod, .path = h_fmt("%s/f", mnt),
 		  .mode = 0640);
-	assert_int_equal(lst(h_path("u/f")).st_mode & 07777, 0640);
+	assert_int_equal(h_lstat(h_path("u/f")).st_mode & 07777, 0640);
 	h_assert_alive(m);
 	assert_int_equal(h_umount(m), 0);
 }
@@ -923,15 +888,15 @@ static void lower_override_kept(void **state)
 	file_as("l2/g", "secret", OWNER_UID, OWNER_GID, 0666);
 	h_xattr("l2/g", "user.containers.override_stat", "0:0:0600");
 	m = mount_root("");
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 
-	st = lst(h_fmt("%s/f", mnt));
+	st = h_lstat(h_fmt("%s/f", mnt));
 	assert_int_equal(st.st_uid, 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	as_denied(&other, h_fmt("%s/f", mnt), EACCES);
 
 	/* root appends (a full copy-up) and touches the other (metacopy) */
-	append(h_fmt("%s/f", mnt), "+");
+	h_append(h_fmt("%s/f", mnt), "+");
 	h_assert_ok(utimes(h_fmt("%s/g", mnt), NULL));
 	for (int i = 0; i < 2; i++) {
 		const char *name = i ? "g" : "f";
@@ -941,7 +906,7 @@ static void lower_override_kept(void **state)
 		size_t len = strlen(msg);
 		int e;
 
-		st = lst(h_fmt("%s/%s", mnt, name));
+		st = h_lstat(h_fmt("%s/%s", mnt, name));
 		e = as_who(&other, &rd, out, sizeof(out));
 		if (st.st_uid == 0 && st.st_gid == 0 &&
 		    (st.st_mode & 07777) == 0600 && e == EACCES)
@@ -1161,7 +1126,7 @@ static struct h_mount *mount_user(const char *opts, const char *mntrel,
 	struct h_mount *m;
 
 	dir_as(mntrel, user.uid, user.gid, 0755);
-	sfmt(mnt, sizeof(mnt), "%s", h_path("%s", mntrel));
+	h_sfmt(mnt, sizeof(mnt), "%s", h_path("%s", mntrel));
 	m = h_start(H_NAMES(setpriv_bin, h_fmt("--reuid=%u", user.uid),
 			    h_fmt("--regid=%u", user.gid), "--init-groups",
 			    "--", h_plyfs(), "-f", "-o", opts, mnt),
@@ -1240,10 +1205,10 @@ static void unpriv_setuid_devices_inert(void **state)
 		skip();
 	}
 
-	sfmt(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s",
+	h_sfmt(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s",
 	     h_path("p/lower"), h_path("s/u"), h_path("s/w"));
 	m = mount_user(opts, "s/mnt", NULL);
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 	fl = mount_flags(mnt);
 	print_message("%s's mount: %s\n", TEST_USER, fl);
 	if (!has_flag(fl, "nosuid") || !has_flag(fl, "nodev"))
@@ -1270,7 +1235,7 @@ static void unpriv_setuid_devices_inert(void **state)
 
 	/* asking for suid,dev changes nothing: fusermount3 refuses them to
 	 * a user (or the mount fails) */
-	sfmt(opts, sizeof(opts), "lowerdir=%s,suid,dev", h_path("p/lower"));
+	h_sfmt(opts, sizeof(opts), "lowerdir=%s,suid,dev", h_path("p/lower"));
 	m = mount_user(opts, "s/mnt", &err);
 	if (!m) {
 		print_message("suid,dev as %s: refused: %s\n", TEST_USER, err);
@@ -1340,10 +1305,10 @@ static void unpriv_unreadable_lower(void **state)
 	dir_as("s/w", user.uid, user.gid, 0755);
 
 	/* as the lower says: the kernel refuses */
-	sfmt(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s",
+	h_sfmt(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s",
 	     h_path("p/lower"), h_path("s/u"), h_path("s/w"));
 	m = mount_user(opts, "s/mnt", NULL);
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 	as_denied(&user, h_fmt("%s/secret", mnt), EACCES);
 	as_denied(&user, h_fmt("%s/aclsecret", mnt), EACCES);
 	as_expect(&user, EACCES, .fn = op_append,
@@ -1354,7 +1319,7 @@ static void unpriv_unreadable_lower(void **state)
 	/* shown as the user's own (squash_to_*) and without ACL checks
 	 * (noacl): the kernel lets the open through, the daemon's own open
 	 * as the user fails */
-	sfmt(opts, sizeof(opts),
+	h_sfmt(opts, sizeof(opts),
 	     "lowerdir=%s,squash_to_uid=%u,squash_to_gid=%u,noacl",
 	     h_path("p/lower"), (unsigned)user.uid, (unsigned)user.gid);
 	m = mount_user(opts, "s/mnt", NULL);
@@ -1365,7 +1330,7 @@ static void unpriv_unreadable_lower(void **state)
 
 	/* the crafted layer: shown as the user's 0644, read EACCES; an
 	 * append (a copy-up, which must read it) fails and leaves nothing */
-	sfmt(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s",
+	h_sfmt(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s",
 	     h_path("p/crafted"), h_path("s/u"), h_path("s/w"));
 	m = mount_user(opts, "s/mnt", NULL);
 	{
@@ -1403,10 +1368,10 @@ static void unpriv_no_devices_no_setuid(void **state)
 	dir_as("p/lower/mine", user.uid, user.gid, 0755);
 	dir_as("s/u", user.uid, user.gid, 0755);
 	dir_as("s/w", user.uid, user.gid, 0755);
-	sfmt(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s",
+	h_sfmt(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s",
 	     h_path("p/lower"), h_path("s/u"), h_path("s/w"));
 	m = mount_user(opts, "s/mnt", NULL);
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 
 	as_expect(&user, EPERM, .fn = op_mknod,
 		  .path = h_fmt("%s/mine/null", mnt),
@@ -1444,8 +1409,8 @@ static void unpriv_no_devices_no_setuid(void **state)
 				 (unsigned)e->uid, (unsigned)e->gid);
 	}
 	h_tree_free(&t);
-	assert_int_equal(lst(h_path("s/u/mine/own")).st_mode & 07777, 04755);
-	assert_int_equal(lst(h_path("s/u/mine/own")).st_uid, user.uid);
+	assert_int_equal(h_lstat(h_path("s/u/mine/own")).st_mode & 07777, 04755);
+	assert_int_equal(h_lstat(h_path("s/u/mine/own")).st_uid, user.uid);
 }
 
 /* ---- 3. copy-up never adds permissions ---------------------------------- */
@@ -1494,7 +1459,7 @@ static void build_spec(const char *base, enum trig t, const struct spec *sp)
 	const char *rel = h_fmt("%s/%s-%s", base, trig_names[t], sp->name);
 	char path[PATH_MAX];
 
-	sfmt(path, sizeof(path), "%s", rel);
+	h_sfmt(path, sizeof(path), "%s", rel);
 	if (sp->dir) {
 		h_file(h_fmt("%s/inner", path), "inner");
 		dir_as(path, sp->uid, sp->gid, sp->mode);
@@ -1515,7 +1480,7 @@ static const char *run_trig(enum trig t, const struct spec *sp,
 {
 	switch (t) {
 	case T_APPEND:
-		append(path, "+");
+		h_append(path, "+");
 		return path;
 	case T_CHMOD:
 		h_assert_ok(chmod(path, sp->mode));
@@ -1562,7 +1527,7 @@ static void copyup_keeps_attrs(void **state)
 			build_spec("n", t, &specs[i]);
 		}
 	m = mount_root("");
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 	for (enum trig t = 0; t < T_N; t++)
 		for (size_t i = 0; i < sizeof(specs) / sizeof(*specs); i++) {
 			const struct spec *sp = &specs[i];
@@ -1572,11 +1537,11 @@ static void copyup_keeps_attrs(void **state)
 
 			if (!trig_applies(t, sp))
 				continue;
-			sfmt(name, sizeof(name), "%s-%s", trig_names[t],
+			h_sfmt(name, sizeof(name), "%s-%s", trig_names[t],
 			     sp->name);
-			sfmt(mp, sizeof(mp), "%s",
+			h_sfmt(mp, sizeof(mp), "%s",
 			     run_trig(t, sp, h_fmt("%s/%s", mnt, name)));
-			sfmt(np, sizeof(np), "%s",
+			h_sfmt(np, sizeof(np), "%s",
 			     run_trig(t, sp, h_path("n/%s", name)));
 			for (int k = 0; k < (t == T_CREATE_IN ? 2 : 1); k++) {
 				const char *s = k ? sub : "";
@@ -1675,9 +1640,9 @@ static void copyup_temp_never_wider(void **state)
 	h_file_pattern("l2/sub/big", 64 * MiB, 21);
 	h_assert_ok(chmod(h_path("l2/sub/big"), 0600));
 	m = mount_root("");
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
-	sfmt(w.dir, sizeof(w.dir), "%s", h_path("w/work"));
-	st = lst(w.dir);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(w.dir, sizeof(w.dir), "%s", h_path("w/work"));
+	st = h_lstat(w.dir);
 	if (st.st_mode & 077)
 		fail_msg("%s is mode %04o: open to others", w.dir,
 			 (unsigned)(st.st_mode & 07777));
@@ -1686,10 +1651,10 @@ static void copyup_temp_never_wider(void **state)
 	for (round = 0; round < 3 && !w.seen; round++) {
 		w.stop = false;
 		assert_int_equal(pthread_create(&th, NULL, watch_work, &w), 0);
-		append(h_fmt("%s/big%d", mnt, round), "+");
+		h_append(h_fmt("%s/big%d", mnt, round), "+");
 		w.stop = true;
 		pthread_join(th, NULL);
-		st = lst(h_path("u/big%d", round));
+		st = h_lstat(h_path("u/big%d", round));
 		assert_int_equal(st.st_mode & 07777, 0600);
 		assert_int_equal(st.st_uid, OWNER_UID);
 		assert_int_equal(st.st_size, 64 * MiB + 1);
@@ -1697,10 +1662,10 @@ static void copyup_temp_never_wider(void **state)
 	/* a parent directory (0700) and its file, copied up together */
 	w.stop = false;
 	assert_int_equal(pthread_create(&th, NULL, watch_work, &w), 0);
-	append(h_fmt("%s/sub/big", mnt), "+");
+	h_append(h_fmt("%s/sub/big", mnt), "+");
 	w.stop = true;
 	pthread_join(th, NULL);
-	assert_int_equal(lst(h_path("u/sub")).st_mode & 07777, 0700);
+	assert_int_equal(h_lstat(h_path("u/sub")).st_mode & 07777, 0700);
 	print_message("temporaries seen in %d+1 copy-ups: %u, open to group "
 		      "or others: %u\n", round, w.seen, w.wide);
 	if (w.wide)
@@ -1772,7 +1737,7 @@ static void write_clears_setuid(void **state)
 			}
 	h_assert_ok(chmod(h_path("n"), 0755));
 	m = mount_root("");
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 	for (size_t w = 0; w < 2; w++)
 		for (size_t f = 0; f < sizeof(fns) / sizeof(*fns); f++)
 			for (size_t i = 0; i < sizeof(files) / sizeof(*files);
@@ -1791,7 +1756,7 @@ static void write_clears_setuid(void **state)
 				size_t len = strlen(msg);
 				int em, en;
 
-				sfmt(n, sizeof(n), "%s-%s-%s",
+				h_sfmt(n, sizeof(n), "%s-%s-%s",
 				     w ? "root" : "user", fn_names[f],
 				     files[i].name);
 				opn.path = h_path("n/%s", n);
@@ -1811,9 +1776,9 @@ static void write_clears_setuid(void **state)
 						 en ? strerrorname_np(en) : "ok");
 					continue;
 				}
-				sm = lst(opm.path);
-				sn = lst(opn.path);
-				su = lst(h_path("u/%s", n));
+				sm = h_lstat(opm.path);
+				sn = h_lstat(opn.path);
+				su = h_lstat(h_path("u/%s", n));
 				if (sm.st_mode != sn.st_mode ||
 				    su.st_mode != sn.st_mode)
 					snprintf(msg + len, sizeof(msg) - len,
@@ -1847,7 +1812,7 @@ static void symlinked_lower_parent(void **state)
 	h_need_root();
 	file_as("outside/etc/f", "OUT", 0, 0, 0644);
 	file_as("m/outside/etc/f", "DECOY", 0, 0, 0644);
-	sfmt(outside, sizeof(outside), "%s", h_path("outside/etc"));
+	h_sfmt(outside, sizeof(outside), "%s", h_path("outside/etc"));
 	h_mkdir("layers/l2");
 	h_mkdir("layers/u");
 	h_mkdir("layers/w");
@@ -1860,10 +1825,10 @@ static void symlinked_lower_parent(void **state)
 			  h_path("layers/l1"), h_path("layers/l2"),
 			  h_path("layers/u"), h_path("layers/w")),
 		    "m/a/mnt");
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 
 	/* "../../outside/etc" from the mount is m/outside/etc: the decoy */
-	append(h_fmt("%s/etc/f", mnt), "+");
+	h_append(h_fmt("%s/etc/f", mnt), "+");
 	h_assert_ok(chmod(h_fmt("%s/etc/f", mnt), 0600));
 	h_assert_content(h_path("m/outside/etc/f"), "DECOY+");
 	/* the absolute link reaches the host path, with the caller's
@@ -1871,15 +1836,15 @@ static void symlinked_lower_parent(void **state)
 	as_expect(&other, EACCES, .fn = op_append,
 		  .path = h_fmt("%s/abs/f", mnt), .data = "x");
 	h_assert_content(h_path("outside/etc/f"), "OUT");
-	assert_int_equal(lst(h_path("outside/etc/f")).st_mode & 07777, 0644);
+	assert_int_equal(h_lstat(h_path("outside/etc/f")).st_mode & 07777, 0644);
 	/* changing the links themselves copies up links */
 	h_assert_ok(lchown(h_fmt("%s/etc", mnt), OWNER_UID, OWNER_GID));
 	h_assert_ok(rename(h_fmt("%s/abs", mnt), h_fmt("%s/abs2", mnt)));
-	assert_true(S_ISLNK(lst(h_path("layers/u/etc")).st_mode));
-	assert_int_equal(lst(h_path("layers/u/etc")).st_uid, OWNER_UID);
-	assert_true(S_ISLNK(lst(h_path("layers/u/abs2")).st_mode));
-	assert_int_equal(lst(h_path("outside/etc")).st_uid, 0);
-	assert_int_equal(lst(h_path("outside")).st_uid, 0);
+	assert_true(S_ISLNK(h_lstat(h_path("layers/u/etc")).st_mode));
+	assert_int_equal(h_lstat(h_path("layers/u/etc")).st_uid, OWNER_UID);
+	assert_true(S_ISLNK(h_lstat(h_path("layers/u/abs2")).st_mode));
+	assert_int_equal(h_lstat(h_path("outside/etc")).st_uid, 0);
+	assert_int_equal(h_lstat(h_path("outside")).st_uid, 0);
 	/* the upper holds the two links and a whiteout, nothing else */
 	h_tree_walk(h_path("layers/u"), &t);
 	for (size_t i = 0; i < t.n; i++)
@@ -1922,7 +1887,7 @@ static void redirect_out_of_layer(void **state)
 	m = h_mount(h_fmt("lowerdir=%s:%s", h_path("layers/l1"),
 			  h_path("layers/l2")),
 		    "mnt");
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 	for (size_t i = 0; i < sizeof(crafted) / sizeof(*crafted); i++) {
 		const char *d = h_fmt("%s/%s", mnt, crafted[i].dir);
 		char out[4096], buf[64];
@@ -1985,7 +1950,7 @@ static void bind_source_symlink(void **state)
 	h_symlink("/tmp", "l2/lnk");
 	h_mkdir("l2/real");
 	m = mount_root(h_fmt(",bind=%s:/vol", h_path("host/link")));
-	sfmt(mnt, sizeof(mnt), "%s", m->path);
+	h_sfmt(mnt, sizeof(mnt), "%s", m->path);
 	h_assert_content(h_fmt("%s/vol/f", mnt), "HOST");
 	/* the link moved to the other directory: the splice stays */
 	h_assert_ok(unlink(h_path("host/link")));
@@ -1995,11 +1960,11 @@ static void bind_source_symlink(void **state)
 	h_assert_content(h_path("host/data/new"), "N");
 	h_assert_errno(access(h_path("host/other/new"), F_OK), ENOENT);
 	/* links inside the source are links */
-	assert_true(S_ISLNK(lst(h_fmt("%s/vol/esc", mnt)).st_mode));
+	assert_true(S_ISLNK(h_lstat(h_fmt("%s/vol/esc", mnt)).st_mode));
 	n = readlink(h_fmt("%s/vol/esc", mnt), buf, sizeof(buf) - 1);
 	assert_int_equal(n, 8);
 	assert_memory_equal(buf, "../other", 8);
-	assert_true(S_ISLNK(lst(h_fmt("%s/vol/abs", mnt)).st_mode));
+	assert_true(S_ISLNK(h_lstat(h_fmt("%s/vol/abs", mnt)).st_mode));
 	h_assert_alive(m);
 	assert_int_equal(h_umount(m), 0);
 

@@ -81,15 +81,6 @@ static void umnt(struct h_mount *m)
 		fail_msg("plyfs exited with status 0x%x", st);
 }
 
-static struct stat lst(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) < 0)
-		fail_msg("lstat %s: %s", path, strerror(errno));
-	return st;
-}
-
 static bool exists(const char *path)
 {
 	struct stat st;
@@ -228,7 +219,7 @@ static void bind_dir(void **state)
 	h_assert_content(MP("srv/app/a"), "alpha");
 	h_assert_content(MP("srv/app/sub/b"), "beta");
 	h_assert_content(MP("c/f"), "colon");
-	assert_true(S_ISDIR(lst(MP("srv/app")).st_mode));
+	assert_true(S_ISDIR(h_lstat(MP("srv/app")).st_mode));
 
 	write_file(MP("srv/app/new"), "n", O_CREAT | O_EXCL);
 	h_assert_content(h_path("src/new"), "n");
@@ -236,9 +227,9 @@ static void bind_dir(void **state)
 	h_assert_content(h_path("src/a"), "alpha+more");
 	h_assert_content(MP("srv/app/a"), "alpha+more");
 	h_assert_ok(chmod(MP("srv/app/a"), 0600));
-	assert_int_equal(lst(h_path("src/a")).st_mode & 07777, 0600);
+	assert_int_equal(h_lstat(h_path("src/a")).st_mode & 07777, 0600);
 	h_assert_ok(mkdir(MP("srv/app/d"), 0750));
-	assert_true(S_ISDIR(lst(h_path("src/d")).st_mode));
+	assert_true(S_ISDIR(h_lstat(h_path("src/d")).st_mode));
 	h_assert_ok(symlink("a", MP("srv/app/sl")));
 	assert_link(h_path("src/sl"), "a");
 	h_assert_ok(rename(MP("srv/app/new"), MP("srv/app/new2")));
@@ -314,12 +305,12 @@ static void dest_missing(void **state)
 				h_path("src"), h_path("src"));
 
 	h_assert_listing(MP(""), H_NAMES("opt", "var"));
-	assert_true(S_ISDIR(lst(MP("opt")).st_mode));
-	assert_true(S_ISDIR(lst(MP("opt/a")).st_mode));
+	assert_true(S_ISDIR(h_lstat(MP("opt")).st_mode));
+	assert_true(S_ISDIR(h_lstat(MP("opt/a")).st_mode));
 	/* they belong to whoever owns the merged root (the mounting user in a
 	 * rootless mount), so that user can make things in them */
 	{
-		struct stat r = lst(MP("")), o = lst(MP("opt/a"));
+		struct stat r = h_lstat(MP("")), o = h_lstat(MP("opt/a"));
 
 		if (o.st_uid != r.st_uid || o.st_gid != r.st_gid)
 			fail_msg("a directory on the way to a splice is owned "
@@ -338,7 +329,7 @@ static void dest_missing(void **state)
 	write_file(MP("opt/a/new"), "upper", O_CREAT | O_EXCL);
 	h_assert_content(h_path("u/opt/a/new"), "upper");
 	h_assert_ok(mkdir(MP("opt/dir"), 0755));
-	assert_true(S_ISDIR(lst(h_path("u/opt/dir")).st_mode));
+	assert_true(S_ISDIR(h_lstat(h_path("u/opt/dir")).st_mode));
 	write_file(MP("var/lib/n"), "n", O_CREAT | O_EXCL);
 	h_assert_content(h_path("u/var/lib/n"), "n");
 	h_assert_listing(MP("opt/a"), H_NAMES("b", "new"));
@@ -383,9 +374,9 @@ static void bind_plain_tree(void **state)
 	h_assert_content(MP("s/.wh.foo"), "not a whiteout");
 	h_assert_content(MP("s/.wh..wh..opq"), "not opaque");
 	h_assert_listing(MP("s/opq"), H_NAMES("inner"));
-	assert_true(S_ISREG(lst(MP("s/wf")).st_mode));
+	assert_true(S_ISREG(h_lstat(MP("s/wf")).st_mode));
 	if (h_is_root()) {
-		struct stat st = lst(MP("s/cdev"));
+		struct stat st = h_lstat(MP("s/cdev"));
 
 		assert_true(S_ISCHR(st.st_mode));
 		assert_int_equal(st.st_rdev, makedev(0, 0));
@@ -395,11 +386,11 @@ static void bind_plain_tree(void **state)
 	/* made through the mount: ordinary objects in the source */
 	if (h_is_root()) {
 		h_assert_ok(mknod(MP("s/c2"), S_IFCHR | 0600, makedev(0, 0)));
-		struct stat st = lst(h_path("src/c2"));
+		struct stat st = h_lstat(h_path("src/c2"));
 
 		assert_true(S_ISCHR(st.st_mode));
 		assert_int_equal(st.st_rdev, makedev(0, 0));
-		assert_true(S_ISCHR(lst(MP("s/c2")).st_mode));
+		assert_true(S_ISCHR(h_lstat(MP("s/c2")).st_mode));
 	}
 	/* deleting leaves no marker in the source */
 	h_assert_ok(unlink(MP("s/.wh.foo")));
@@ -457,18 +448,18 @@ static void file_bind(void **state)
 
 	h_assert_listing(MP("etc"), H_NAMES("conf", "other", "added"));
 	h_assert_content(MP("etc/added"), "f2");
-	assert_true(S_ISREG(lst(MP("etc/conf")).st_mode));
+	assert_true(S_ISREG(h_lstat(MP("etc/conf")).st_mode));
 	h_assert_content(MP("etc/conf"), "host conf");
 	write_file(MP("etc/conf"), "rewritten", O_TRUNC);
 	h_assert_content(h_path("host/conf"), "rewritten");
 	h_assert_content(MP("etc/conf"), "rewritten");
 	h_assert_ok(chmod(MP("etc/conf"), 0640));
-	assert_int_equal(lst(h_path("host/conf")).st_mode & 07777, 0640);
-	assert_int_equal(lst(MP("etc/conf")).st_size, strlen("rewritten"));
+	assert_int_equal(h_lstat(h_path("host/conf")).st_mode & 07777, 0640);
+	assert_int_equal(h_lstat(MP("etc/conf")).st_size, strlen("rewritten"));
 
-	assert_true(S_ISDIR(lst(MP("new")).st_mode));
+	assert_true(S_ISDIR(h_lstat(MP("new")).st_mode));
 	h_assert_listing(MP("new/dir"), H_NAMES("file"));
-	assert_true(S_ISREG(lst(MP("new/dir/file")).st_mode));
+	assert_true(S_ISREG(h_lstat(MP("new/dir/file")).st_mode));
 	h_assert_content(MP("new/dir/file"), "f2");
 
 	h_assert_errno(unlink(MP("etc/conf")), EBUSY);
@@ -685,7 +676,7 @@ static void ino_unique(void **state)
 					 (unsigned long long)t.v[i].ino);
 	/* and stay the same while mounted */
 	for (size_t i = 0; i < t.n; i++)
-		assert_int_equal(lst(MP(t.v[i].path)).st_ino, t.v[i].ino);
+		assert_int_equal(h_lstat(MP(t.v[i].path)).st_ino, t.v[i].ino);
 	h_tree_free(&t);
 	umnt(m);
 }
@@ -734,10 +725,10 @@ static void dotdot(void **state)
 	struct h_mount *m = mnt(",bind=%s:/s/t,bind=%s:/s/t/n2",
 				h_path("src"), h_path("src2"));
 
-	assert_int_equal(lst(MP("s/t/..")).st_ino, lst(MP("s")).st_ino);
+	assert_int_equal(h_lstat(MP("s/t/..")).st_ino, h_lstat(MP("s")).st_ino);
 	h_assert_listing(MP("s/t/.."), H_NAMES("sib", "t"));
 	h_assert_listing(MP("s/t/n2/.."), H_NAMES("in", "up", "upsib", "n2"));
-	assert_int_equal(lst(MP("s/t/n2/..")).st_ino, lst(MP("s/t")).st_ino);
+	assert_int_equal(h_lstat(MP("s/t/n2/..")).st_ino, h_lstat(MP("s/t")).st_ino);
 
 	fd = open(MP("s/t"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	h_assert_ok(fd);
@@ -745,13 +736,13 @@ static void dotdot(void **state)
 
 	h_assert_ok(up);
 	h_assert_ok(fstat(up, &st));
-	assert_int_equal(st.st_ino, lst(MP("s")).st_ino);
+	assert_int_equal(st.st_ino, h_lstat(MP("s")).st_ino);
 	h_assert_ok(fstatat(up, "sib", &st, AT_SYMLINK_NOFOLLOW));
 	close(up);
 	close(fd);
 
 	assert_link(MP("s/t/up"), "..");
-	assert_int_equal(lst(MP("s/t/up/")).st_ino, lst(MP("s")).st_ino);
+	assert_int_equal(h_lstat(MP("s/t/up/")).st_ino, h_lstat(MP("s")).st_ino);
 	h_assert_content(MP("s/t/upsib"), "sibling");
 	umnt(m);
 }
@@ -800,11 +791,11 @@ static void symlinks_out(void **state)
 	h_symlink("../outside", "src/rel");
 	h_symlink("../outside/secret", "src/relfile");
 	h_file("src/x", "x");
-	out_before = lst(h_path("outside/secret"));
+	out_before = h_lstat(h_path("outside/secret"));
 	struct h_mount *m = mnt(",bind=%s:/s", h_path("src"));
 
-	assert_true(S_ISLNK(lst(MP("s/abs")).st_mode));
-	assert_true(S_ISLNK(lst(MP("s/rel")).st_mode));
+	assert_true(S_ISLNK(h_lstat(MP("s/abs")).st_mode));
+	assert_true(S_ISLNK(h_lstat(MP("s/rel")).st_mode));
 	assert_link(MP("s/abs"), h_path("outside"));
 	assert_link(MP("s/rel"), "../outside");
 	h_assert_listing(MP("s"), H_NAMES("abs", "rel", "relfile", "x"));
@@ -818,18 +809,18 @@ static void symlinks_out(void **state)
 	/* changed as links: the target stays as it was */
 	h_assert_ok(utimensat(AT_FDCWD, MP("s/relfile"), ts,
 			      AT_SYMLINK_NOFOLLOW));
-	assert_int_equal(lst(h_path("src/relfile")).st_mtime, 1000);
+	assert_int_equal(h_lstat(h_path("src/relfile")).st_mtime, 1000);
 	if (h_is_root()) {
 		h_assert_ok(lchown(MP("s/relfile"), 1234, 1234));
-		assert_int_equal(lst(h_path("src/relfile")).st_uid, 1234);
+		assert_int_equal(h_lstat(h_path("src/relfile")).st_uid, 1234);
 	}
-	struct stat now = lst(h_path("outside/secret"));
+	struct stat now = h_lstat(h_path("outside/secret"));
 
 	assert_int_equal(now.st_uid, out_before.st_uid);
 	assert_int_equal(now.st_mtime, out_before.st_mtime);
 	/* renamed over and removed as links */
 	h_assert_ok(rename(MP("s/x"), MP("s/abs")));
-	assert_true(S_ISREG(lst(h_path("src/abs")).st_mode));
+	assert_true(S_ISREG(h_lstat(h_path("src/abs")).st_mode));
 	h_assert_ok(unlink(MP("s/rel")));
 	assert_gone(h_path("src/rel"));
 	h_assert_listing(h_path("outside"), H_NAMES("secret"));
@@ -845,21 +836,21 @@ static void hardlinks(void **state)
 	h_file("src/a", "A");
 	h_link("src/a", "src/b");
 	struct h_mount *m = mnt(",bind=%s:/s", h_path("src"));
-	struct stat a = lst(MP("s/a")), b = lst(MP("s/b"));
+	struct stat a = h_lstat(MP("s/a")), b = h_lstat(MP("s/b"));
 
 	assert_int_equal(a.st_ino, b.st_ino);
 	assert_int_equal(a.st_nlink, 2);
 	h_assert_ok(link(MP("s/a"), MP("s/c")));
-	assert_int_equal(lst(h_path("src/c")).st_ino,
-			 lst(h_path("src/a")).st_ino);
-	assert_int_equal(lst(MP("s/c")).st_ino, a.st_ino);
-	assert_int_equal(lst(MP("s/a")).st_nlink, 3);
+	assert_int_equal(h_lstat(h_path("src/c")).st_ino,
+			 h_lstat(h_path("src/a")).st_ino);
+	assert_int_equal(h_lstat(MP("s/c")).st_ino, a.st_ino);
+	assert_int_equal(h_lstat(MP("s/a")).st_nlink, 3);
 	write_file(MP("s/c"), "C", O_TRUNC);
 	h_assert_content(MP("s/a"), "C");
 	h_assert_content(MP("s/b"), "C");
 	h_assert_ok(unlink(MP("s/b")));
-	assert_int_equal(lst(MP("s/a")).st_nlink, 2);
-	assert_int_equal(lst(h_path("src/a")).st_nlink, 2);
+	assert_int_equal(h_lstat(MP("s/a")).st_nlink, 2);
+	assert_int_equal(h_lstat(h_path("src/a")).st_nlink, 2);
 	umnt(m);
 }
 
@@ -879,7 +870,7 @@ static void bind_fuse_source(void **state)
 	h_assert_listing(MP("pkg"), H_NAMES("readme", "sub"));
 	h_assert_content(MP("pkg/readme"), "from fuse");
 	h_assert_content(MP("pkg/sub/deep"), "deep");
-	assert_true(S_ISDIR(lst(MP("pkg/sub")).st_mode));
+	assert_true(S_ISDIR(h_lstat(MP("pkg/sub")).st_mode));
 	h_assert_errno(open(MP("pkg/new"), O_WRONLY | O_CREAT, 0644), EROFS);
 	h_assert_errno(unlink(MP("pkg/readme")), EROFS);
 	errno = 0;
@@ -938,7 +929,7 @@ static void volume_populate(void **state)
 	h_times("l2/data/sym", 1500000001, 0);
 	h_times("l1/data/sub/g", 1500000002, 0);
 	h_times("l2/data/sparse", 1500000003, 0);
-	lsp = lst(h_path("l2/data/sparse"));
+	lsp = h_lstat(h_path("l2/data/sparse"));
 
 	struct h_mount *m = mnt("%s", "");
 
@@ -962,9 +953,9 @@ static void volume_populate(void **state)
 			 strerror(errno));
 	assert_string_equal(v, "kv");
 	free(v);
-	assert_int_equal(lst(MP("data/h1")).st_ino, lst(MP("data/h2")).st_ino);
+	assert_int_equal(h_lstat(MP("data/h1")).st_ino, h_lstat(MP("data/h2")).st_ino);
 	if (lsp.st_blocks * 512 < (4 << 20)) {
-		struct stat vs = lst(MP("data/sparse"));
+		struct stat vs = h_lstat(MP("data/sparse"));
 		int fd = open(MP("data/sparse"), O_RDONLY | O_CLOEXEC);
 		off_t d;
 
@@ -1048,7 +1039,7 @@ static void volume_persist(void **state)
 	h_assert_content(MP("data/new"), "persist");
 	h_assert_content(MP("data/x"), "changed");
 	h_assert_content(MP("data/dir/deep"), "deep");
-	assert_int_equal(lst(MP("data/dir")).st_mode & 07777, 0700);
+	assert_int_equal(h_lstat(MP("data/dir")).st_mode & 07777, 0700);
 	umnt(m);
 
 	/* a different DEST, the same data */
@@ -1179,7 +1170,7 @@ static void volume_plain_tree(void **state)
 	m = mnt(",volume=plain:/data");
 	if (h_is_root()) {
 		h_assert_listing(MP("data"), H_NAMES("a", "c00", "o", ".wh.x"));
-		struct stat st = lst(MP("data/c00"));
+		struct stat st = h_lstat(MP("data/c00"));
 
 		assert_true(S_ISCHR(st.st_mode));
 		assert_int_equal(st.st_rdev, makedev(0, 0));
@@ -1323,7 +1314,7 @@ static void volume_on_fuse(void **state)
 	h_assert_listing(MP("data"), H_NAMES("x", "x2", "sub"));
 	h_assert_content(MP("data/x"), "x");
 	h_assert_content(MP("data/sub/y"), "y");
-	assert_int_equal(lst(MP("data/x")).st_ino, lst(MP("data/x2")).st_ino);
+	assert_int_equal(h_lstat(MP("data/x")).st_ino, h_lstat(MP("data/x2")).st_ino);
 	char *v = lgetx(MP("data/x"), "user.k");
 
 	if (!v)

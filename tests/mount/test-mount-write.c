@@ -63,15 +63,6 @@ static struct h_mount *remount(struct h_mount *m, const char *extra)
 	return mount_rw(extra);
 }
 
-static struct stat lst(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) < 0)
-		fail_msg("lstat %s: %s", path, strerror(errno));
-	return st;
-}
-
 static bool exists(const char *path)
 {
 	struct stat st;
@@ -183,7 +174,7 @@ static void create_excl(void **state)
 	h_assert_ok(close(fd));
 	h_assert_content(h_path("mnt/new"), "hello");
 	h_assert_content(h_path("u/new"), "hello");
-	assert_int_equal(lst(h_path("mnt/new")).st_mode, S_IFREG | 0640);
+	assert_int_equal(h_lstat(h_path("mnt/new")).st_mode, S_IFREG | 0640);
 
 	h_assert_errno(open(h_path("mnt/new"), O_CREAT | O_EXCL | O_WRONLY,
 			    0644),
@@ -250,7 +241,7 @@ static void mkdir_mknod_symlink(void **state)
 	mount_rw(NULL);
 
 	h_assert_ok(mkdir(h_path("mnt/d"), 0750));
-	st = lst(h_path("mnt/d"));
+	st = h_lstat(h_path("mnt/d"));
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0750);
 	h_assert_listing(h_path("mnt/d"), H_NONE);
@@ -261,14 +252,14 @@ static void mkdir_mknod_symlink(void **state)
 	h_assert_errno(mkdir(h_path("mnt/low/sub"), 0755), ENOTDIR);
 
 	h_assert_ok(mkfifo(h_path("mnt/d/fifo"), 0640));
-	st = lst(h_path("mnt/d/fifo"));
+	st = h_lstat(h_path("mnt/d/fifo"));
 	assert_true(S_ISFIFO(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0640);
-	assert_true(S_ISFIFO(lst(h_path("u/d/fifo")).st_mode));
+	assert_true(S_ISFIFO(h_lstat(h_path("u/d/fifo")).st_mode));
 	h_assert_errno(mkfifo(h_path("mnt/low"), 0640), EEXIST);
 
 	h_assert_ok(symlink("../low", h_path("mnt/lowdir/sl")));
-	st = lst(h_path("mnt/lowdir/sl"));
+	st = h_lstat(h_path("mnt/lowdir/sl"));
 	assert_true(S_ISLNK(st.st_mode));
 	assert_int_equal(readlink(h_path("mnt/lowdir/sl"), target,
 				  sizeof(target)),
@@ -291,17 +282,17 @@ static void link_files(void **state)
 
 	write_file(h_path("mnt/up"), "upper data", O_CREAT);
 	h_assert_ok(link(h_path("mnt/up"), h_path("mnt/up2")));
-	a = lst(h_path("mnt/up"));
-	b = lst(h_path("mnt/up2"));
+	a = h_lstat(h_path("mnt/up"));
+	b = h_lstat(h_path("mnt/up2"));
 	assert_int_equal(a.st_ino, b.st_ino);
 	assert_int_equal(a.st_nlink, 2);
 	assert_int_equal(b.st_nlink, 2);
 
-	before = lst(h_path("mnt/low"));
+	before = h_lstat(h_path("mnt/low"));
 	h_assert_ok(mkdir(h_path("mnt/sub"), 0755));
 	h_assert_ok(link(h_path("mnt/low"), h_path("mnt/sub/low2")));
-	a = lst(h_path("mnt/low"));
-	b = lst(h_path("mnt/sub/low2"));
+	a = h_lstat(h_path("mnt/low"));
+	b = h_lstat(h_path("mnt/sub/low2"));
 	assert_int_equal(a.st_ino, b.st_ino);
 	assert_int_equal(a.st_ino, before.st_ino);
 	assert_int_equal(a.st_nlink, 2);
@@ -321,8 +312,8 @@ static void link_files(void **state)
 	/* unlinking one name leaves the other, nlink 1 */
 	h_assert_ok(unlink(h_path("mnt/low")));
 	h_assert_content(h_path("mnt/sub/low2"), "lower data+");
-	assert_int_equal(lst(h_path("mnt/sub/low2")).st_nlink, 1);
-	assert_int_equal(lst(h_path("mnt/sub/low2")).st_ino, before.st_ino);
+	assert_int_equal(h_lstat(h_path("mnt/sub/low2")).st_nlink, 1);
+	assert_int_equal(h_lstat(h_path("mnt/sub/low2")).st_ino, before.st_ino);
 }
 
 /* ---- unlink and rmdir, with the whiteouts they leave ------------------- */
@@ -501,7 +492,7 @@ static void check_recreate(enum wfmt f)
 	h_assert_ok(rmdir(h_path("mnt/d")));
 	h_assert_ok(mkdir(h_path("mnt/d"), 0700));
 	h_assert_listing(h_path("mnt/d"), H_NONE);
-	assert_int_equal(lst(h_path("mnt/d")).st_mode & 07777, 0700);
+	assert_int_equal(h_lstat(h_path("mnt/d")).st_mode & 07777, 0700);
 	h_assert_errno(lstat(h_path("mnt/d/old1"), &st), ENOENT);
 	h_assert_errno(lstat(h_path("mnt/d/sub"), &st), ENOENT);
 	assert_opaque("d", f);
@@ -514,7 +505,7 @@ static void check_recreate(enum wfmt f)
 	h_assert_ok(unlink(h_path("mnt/f")));
 	write_file(h_path("mnt/f"), "new f", O_CREAT | O_EXCL);
 	h_assert_content(h_path("mnt/f"), "new f");
-	assert_int_equal(lst(h_path("mnt/f")).st_size, 5);
+	assert_int_equal(h_lstat(h_path("mnt/f")).st_size, 5);
 
 	m = remount(m, wfmt_opt[f]);
 	h_assert_listing(h_path("mnt/d"), H_NAMES("new", "sub"));
@@ -583,18 +574,18 @@ static void rename_files(void **state)
 
 	/* an upper file */
 	write_file(h_path("mnt/up"), "upper content", O_CREAT);
-	before = lst(h_path("mnt/up"));
+	before = h_lstat(h_path("mnt/up"));
 	h_assert_ok(rename(h_path("mnt/up"), h_path("mnt/up2")));
 	h_assert_errno(lstat(h_path("mnt/up"), &st), ENOENT);
 	h_assert_content(h_path("mnt/up2"), "upper content");
-	assert_int_equal(lst(h_path("mnt/up2")).st_ino, before.st_ino);
+	assert_int_equal(h_lstat(h_path("mnt/up2")).st_ino, before.st_ino);
 
 	/* a lower file, into a lower directory */
-	before = lst(h_path("mnt/low"));
+	before = h_lstat(h_path("mnt/low"));
 	h_assert_ok(rename(h_path("mnt/low"), h_path("mnt/d/moved")));
 	h_assert_errno(lstat(h_path("mnt/low"), &st), ENOENT);
 	h_assert_content(h_path("mnt/d/moved"), "lower content");
-	assert_int_equal(lst(h_path("mnt/d/moved")).st_ino, before.st_ino);
+	assert_int_equal(h_lstat(h_path("mnt/d/moved")).st_ino, before.st_ino);
 	h_assert_listing(h_path("mnt/d"), H_NAMES("x", "moved"));
 
 	/* over an existing lower file */
@@ -620,7 +611,7 @@ static void rename_files(void **state)
 	h_assert_listing(h_path("mnt"), H_NAMES("d", "victim", "dir"));
 	h_assert_content(h_path("mnt/d/moved"), "lower content");
 	h_assert_content(h_path("mnt/victim"), "upper content");
-	assert_int_equal(lst(h_path("mnt/d/moved")).st_ino, before.st_ino);
+	assert_int_equal(h_lstat(h_path("mnt/d/moved")).st_ino, before.st_ino);
 }
 
 static void rename_noreplace(void **state)
@@ -656,15 +647,15 @@ static void rename_exchange(void **state)
 	h_file("l2/low", "lower");
 	mount_rw(NULL);
 	write_file(h_path("mnt/up"), "upper", O_CREAT);
-	a = lst(h_path("mnt/low"));
-	b = lst(h_path("mnt/up"));
+	a = h_lstat(h_path("mnt/low"));
+	b = h_lstat(h_path("mnt/up"));
 
 	h_assert_ok(renameat2_(h_path("mnt/low"), h_path("mnt/up"),
 			       RENAME_EXCHANGE));
 	h_assert_content(h_path("mnt/low"), "upper");
 	h_assert_content(h_path("mnt/up"), "lower");
-	assert_int_equal(lst(h_path("mnt/up")).st_ino, a.st_ino);
-	assert_int_equal(lst(h_path("mnt/low")).st_ino, b.st_ino);
+	assert_int_equal(h_lstat(h_path("mnt/up")).st_ino, a.st_ino);
+	assert_int_equal(h_lstat(h_path("mnt/low")).st_ino, b.st_ino);
 	h_assert_errno(renameat2_(h_path("mnt/low"), h_path("mnt/nothere"),
 				  RENAME_EXCHANGE),
 		       ENOENT);
@@ -705,7 +696,7 @@ static void rename_lower_dir(void **state)
 	h_file("l1/tree/c", "c");
 	h_mkdir("l2/other");
 	m = mount_rw(NULL);
-	before = lst(h_path("mnt/tree/sub/b"));
+	before = h_lstat(h_path("mnt/tree/sub/b"));
 
 	h_assert_ok(rename(h_path("mnt/tree"), h_path("mnt/moved")));
 	h_assert_errno(lstat(h_path("mnt/tree"), &st), ENOENT);
@@ -713,7 +704,7 @@ static void rename_lower_dir(void **state)
 	h_assert_listing(h_path("mnt/moved"), H_NAMES("a", "sub", "c"));
 	h_assert_content(h_path("mnt/moved/sub/b"), "b");
 	h_assert_content(h_path("mnt/moved/c"), "c");
-	assert_int_equal(lst(h_path("mnt/moved/sub/b")).st_ino,
+	assert_int_equal(h_lstat(h_path("mnt/moved/sub/b")).st_ino,
 			 before.st_ino);
 	/* and into another directory */
 	h_assert_ok(rename(h_path("mnt/moved"), h_path("mnt/other/t2")));
@@ -723,7 +714,7 @@ static void rename_lower_dir(void **state)
 	h_assert_listing(h_path("mnt"), H_NAMES("other"));
 	h_assert_listing(h_path("mnt/other/t2"), H_NAMES("a", "sub", "c"));
 	h_assert_content(h_path("mnt/other/t2/sub/b"), "b");
-	assert_int_equal(lst(h_path("mnt/other/t2/sub/b")).st_ino,
+	assert_int_equal(h_lstat(h_path("mnt/other/t2/sub/b")).st_ino,
 			 before.st_ino);
 	h_assert_listing(h_path("l2/tree"), H_NAMES("a", "sub"));
 
@@ -751,26 +742,26 @@ static void setattr_lower(void **state)
 	h_file("l2/t", "times");
 	h_file("l2/tr", "truncate me");
 	h_file("l2/dir/x", "x");
-	low = lst(h_path("l2/m"));
+	low = h_lstat(h_path("l2/m"));
 	m = mount_rw(NULL);
 
 	h_assert_ok(chmod(h_path("mnt/m"), 0600));
-	assert_int_equal(lst(h_path("mnt/m")).st_mode, S_IFREG | 0600);
+	assert_int_equal(h_lstat(h_path("mnt/m")).st_mode, S_IFREG | 0600);
 	h_assert_content(h_path("mnt/m"), "mode");
 	h_assert_ok(chmod(h_path("mnt/dir"), 0711));
-	assert_int_equal(lst(h_path("mnt/dir")).st_mode, S_IFDIR | 0711);
+	assert_int_equal(h_lstat(h_path("mnt/dir")).st_mode, S_IFDIR | 0711);
 	h_assert_listing(h_path("mnt/dir"), H_NAMES("x"));
 
 	if (h_is_root()) {
 		h_assert_ok(lchown(h_path("mnt/o"), 1234, 5678));
-		st = lst(h_path("mnt/o"));
+		st = h_lstat(h_path("mnt/o"));
 		assert_int_equal(st.st_uid, 1234);
 		assert_int_equal(st.st_gid, 5678);
 		h_assert_content(h_path("mnt/o"), "owner");
 	}
 
 	h_assert_ok(utimensat(AT_FDCWD, h_path("mnt/t"), ts, 0));
-	st = lst(h_path("mnt/t"));
+	st = h_lstat(h_path("mnt/t"));
 	assert_int_equal(st.st_mtim.tv_sec, ts[1].tv_sec);
 	assert_int_equal(st.st_mtim.tv_nsec, ts[1].tv_nsec);
 	assert_int_equal(st.st_atim.tv_sec, ts[0].tv_sec);
@@ -789,24 +780,24 @@ static void setattr_lower(void **state)
 	}
 
 	/* lower untouched */
-	st = lst(h_path("l2/m"));
+	st = h_lstat(h_path("l2/m"));
 	assert_int_equal(st.st_mode, low.st_mode);
 	assert_int_equal(st.st_uid, low.st_uid);
-	assert_int_equal(lst(h_path("l2/o")).st_uid, low.st_uid);
-	assert_int_equal(lst(h_path("l2/t")).st_mtim.tv_sec,
+	assert_int_equal(h_lstat(h_path("l2/o")).st_uid, low.st_uid);
+	assert_int_equal(h_lstat(h_path("l2/t")).st_mtim.tv_sec,
 			 low.st_mtim.tv_sec);
-	assert_int_equal(lst(h_path("l2/dir")).st_mode & 07777, 0755);
+	assert_int_equal(h_lstat(h_path("l2/dir")).st_mode & 07777, 0755);
 	h_assert_content(h_path("l2/tr"), "truncate me");
 
 	m = remount(m, NULL);
-	assert_int_equal(lst(h_path("mnt/m")).st_mode, S_IFREG | 0600);
-	assert_int_equal(lst(h_path("mnt/dir")).st_mode, S_IFDIR | 0711);
+	assert_int_equal(h_lstat(h_path("mnt/m")).st_mode, S_IFREG | 0600);
+	assert_int_equal(h_lstat(h_path("mnt/dir")).st_mode, S_IFDIR | 0711);
 	if (h_is_root())
-		assert_int_equal(lst(h_path("mnt/o")).st_uid, 1234);
-	st = lst(h_path("mnt/t"));
+		assert_int_equal(h_lstat(h_path("mnt/o")).st_uid, 1234);
+	st = h_lstat(h_path("mnt/t"));
 	assert_int_equal(st.st_mtim.tv_sec, ts[1].tv_sec);
 	assert_int_equal(st.st_mtim.tv_nsec, ts[1].tv_nsec);
-	assert_int_equal(lst(h_path("mnt/tr")).st_size, 10);
+	assert_int_equal(h_lstat(h_path("mnt/tr")).st_size, 10);
 }
 
 static void truncate_lower(void **state)
@@ -819,12 +810,12 @@ static void truncate_lower(void **state)
 	m = mount_rw(NULL);
 
 	h_assert_ok(truncate(h_path("mnt/a"), 0));
-	assert_int_equal(lst(h_path("mnt/a")).st_size, 0);
+	assert_int_equal(h_lstat(h_path("mnt/a")).st_size, 0);
 	h_assert_content(h_path("mnt/a"), "");
 
 	fd = open(h_path("mnt/b"), O_WRONLY | O_TRUNC | O_CLOEXEC);
 	h_assert_ok(fd);
-	assert_int_equal(lst(h_path("mnt/b")).st_size, 0);
+	assert_int_equal(h_lstat(h_path("mnt/b")).st_size, 0);
 	assert_int_equal(write(fd, "new", 3), 3);
 	h_assert_ok(close(fd));
 	h_assert_content(h_path("mnt/b"), "new");
@@ -859,7 +850,7 @@ static void fallocate_ftruncate(void **state)
 	h_assert_ok(fstat(fd, &st));
 	assert_int_equal(st.st_size, 100);
 	h_assert_ok(close(fd));
-	assert_int_equal(lst(h_path("mnt/f")).st_size, 100);
+	assert_int_equal(h_lstat(h_path("mnt/f")).st_size, 100);
 
 	/* on a lower file */
 	fd = open(h_path("mnt/low"), O_RDWR | O_CLOEXEC);
@@ -1294,11 +1285,11 @@ static void persist_remount(void **state)
 	h_assert_content(h_path("mnt/mod"), "modified: appended");
 	h_assert_content(h_path("mnt/a/b/c/f"), "deep lower!");
 	h_assert_content(h_path("mnt/a/ren2"), "renamed lower");
-	assert_int_equal(lst(h_path("mnt/lnk")).st_ino,
-			 lst(h_path("mnt/newdir/lnk2")).st_ino);
-	assert_int_equal(lst(h_path("mnt/new")).st_ino,
-			 lst(h_path("mnt/a/new2")).st_ino);
-	assert_int_equal(lst(h_path("mnt/lnk")).st_nlink, 2);
+	assert_int_equal(h_lstat(h_path("mnt/lnk")).st_ino,
+			 h_lstat(h_path("mnt/newdir/lnk2")).st_ino);
+	assert_int_equal(h_lstat(h_path("mnt/new")).st_ino,
+			 h_lstat(h_path("mnt/a/new2")).st_ino);
+	assert_int_equal(h_lstat(h_path("mnt/lnk")).st_nlink, 2);
 	(void)m;
 }
 
