@@ -243,6 +243,7 @@ static int dest_mkdir(struct cp *c, struct dnode *dir, const char *name,
 	struct stat st;
 	int r;
 
+	ret->borrowed = false;
 	if (c->dst_stack) {
 		struct ply_new what = { .mode = S_IFDIR | 0700,
 					.uid = s->st.st_uid,
