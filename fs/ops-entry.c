@@ -2,6 +2,7 @@
  * forget, getattr, readlink, statfs, access. */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -173,20 +174,44 @@ static void forget_one(struct plyfs *fs, fuse_ino_t ino, uint64_t nlookup)
 				       nlookup);
 }
 
+/* Inodes to free before malloc is asked to give its free memory back. */
+#define TRIM_AFTER 16384
+
+/* Freed inodes stay in malloc's arenas: without a trim, the daemon would
+ * keep the size of the largest tree ever looked up, even once the kernel
+ * forgot it all (drop_caches, memory pressure). */
+static void trim_after_forgets(struct plyfs *fs, size_t before)
+{
+	size_t now = __atomic_load_n(&fs->table.count, __ATOMIC_RELAXED);
+
+	if (now >= before ||
+	    __atomic_add_fetch(&fs->forgotten, before - now,
+			       __ATOMIC_RELAXED) < TRIM_AFTER)
+		return;
+	__atomic_store_n(&fs->forgotten, 0, __ATOMIC_RELAXED);
+	malloc_trim(0);
+}
+
 void plyfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	forget_one(plyfs_of(req), ino, nlookup);
+	struct plyfs *fs = plyfs_of(req);
+	size_t before = __atomic_load_n(&fs->table.count, __ATOMIC_RELAXED);
+
+	forget_one(fs, ino, nlookup);
 	fuse_reply_none(req);
+	trim_after_forgets(fs, before);
 }
 
 void plyfs_forget_multi(fuse_req_t req, size_t count,
 			struct fuse_forget_data *forgets)
 {
 	struct plyfs *fs = plyfs_of(req);
+	size_t before = __atomic_load_n(&fs->table.count, __ATOMIC_RELAXED);
 
 	for (size_t i = 0; i < count; i++)
 		forget_one(fs, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
+	trim_after_forgets(fs, before);
 }
 
 static int do_getattr(struct plyfs *fs, struct ply_inode *inode,

@@ -39,6 +39,8 @@ struct plyfs {
 	bool rw_splices;            /* writable even without an upper */
 	pthread_mutex_t handles_lock;
 	struct plyfs_handle handles; /* the list's head */
+	size_t forgotten; /* inodes freed since malloc last gave memory back
+			   * (atomic) */
 };
 
 int plyfs_setup_splices(struct plyfs *fs, const struct ply_options *opts,
