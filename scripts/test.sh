@@ -72,60 +72,44 @@ start=$SECONDS
 meson test -C "$builddir" --print-errorlogs --num-processes 2 || rc=$?
 echo "test.sh: main pass (unit, mount, runtime suites): $((SECONDS - start)) s"
 
-# The checked passes; the runtime suite ran above and is not repeated.
-if [[ $sanitize != 0 ]]; then
-	start=$SECONDS
-	srs=0
-	PLY_BUILD_DIR=$builddir scripts/test-sanitize.sh asan valgrind || srs=$?
-	echo "test.sh: sanitizer and valgrind passes: $((SECONDS - start)) s"
-	if ((srs)); then
-		stage="testing (sanitizer or valgrind pass)"
-		((rc)) && stage="testing (main pass, and sanitizer or valgrind pass)"
-		((rc)) || rc=$srs
+# Runs one checked pass after the main one, timed: a pass named NAME,
+# skipped when the variable KNOB is 0, running the rest of the arguments.
+# A failure fails the run and is named in the last line.
+checked_pass() {
+	local name=$1 knob=$2 prs=0 start=$SECONDS
+	shift 2
+	if [[ ${!knob:-1} == 0 ]]; then
+		echo "test.sh: note: $knob=0: skipped the $name"
+		return
 	fi
-else
-	echo "test.sh: note: PLY_SANITIZE=0: the sanitizer and valgrind passes are skipped"
-fi
+	"$@" || prs=$?
+	echo "test.sh: $name: $((SECONDS - start)) s"
+	if ((prs)); then
+		if ((rc)); then
+			stage="$stage, and $name"
+		else
+			stage="testing ($name)"
+			rc=$prs
+		fi
+	fi
+}
+
+# The checked passes; the runtime suite ran above and is not repeated.
+checked_pass "sanitizer and valgrind passes" PLY_SANITIZE \
+	env PLY_BUILD_DIR="$builddir" scripts/test-sanitize.sh asan valgrind
 
 # The fuzz pass: each libFuzzer fuzzer of tests/fuzz for PLY_FUZZ_SECONDS
 # (20 s) over a copy of its seeds, in its own clang build (build-fuzz).
-if [[ ${PLY_FUZZ:-1} != 0 ]]; then
-	start=$SECONDS
-	frs=0
-	scripts/test-fuzz.sh || frs=$?
-	echo "test.sh: fuzz pass: $((SECONDS - start)) s"
-	if ((frs)); then
-		if ((rc)); then
-			stage="$stage, and fuzz pass"
-		else
-			stage="testing (fuzz pass)"
-			rc=$frs
-		fi
-	fi
-else
-	echo "test.sh: note: PLY_FUZZ=0: the fuzz pass is skipped"
-fi
+checked_pass "fuzz pass" PLY_FUZZ scripts/test-fuzz.sh
 
 # The benchmark's smoke test: every workload of bench/run once, small
 # sizes, against the peers too; fails only when a workload fails on plyfs
-# (no timing is checked). PLY_BENCH=0 skips it.
-if [[ ${PLY_BENCH:-1} != 0 ]]; then
-	start=$SECONDS
-	brs=0
+# (no timing is checked). Its tables are left out of the log.
+bench_smoke() {
 	bench/run --smoke --no-build --plyfs "$builddir/fs/plyfs" \
-		--scratch "${TMPDIR:-/tmp}/plyfs-bench-smoke" >/dev/null || brs=$?
-	echo "test.sh: bench smoke pass: $((SECONDS - start)) s"
-	if ((brs)); then
-		if ((rc)); then
-			stage="$stage, and bench smoke pass"
-		else
-			stage="testing (bench smoke pass)"
-			rc=$brs
-		fi
-	fi
-else
-	echo "test.sh: note: PLY_BENCH=0: the bench smoke pass is skipped"
-fi
+		--scratch "${TMPDIR:-/tmp}/plyfs-bench-smoke" >/dev/null
+}
+checked_pass "bench smoke pass" PLY_BENCH bench_smoke
 
 # The tests must always unmount; a FUSE mount that appeared during the run
 # and is still there is a leak. Report it, then clean it up.
