@@ -835,6 +835,29 @@ static int split_path(const char *path, char **ret_dir, char **ret_name,
 	return 0;
 }
 
+/* Takes the next component of the path at *p into comp, passing over
+ * slashes and "." ones: 1 when there is one, 0 at the end of the path,
+ * -ENAMETOOLONG. */
+static int next_component(const char **p, char comp[NAME_MAX + 1])
+{
+	for (;;) {
+		size_t len;
+
+		while (**p == '/')
+			(*p)++;
+		len = strcspn(*p, "/");
+		if (!len)
+			return 0;
+		if (len > NAME_MAX)
+			return -ENAMETOOLONG;
+		memcpy(comp, *p, len);
+		comp[len] = '\0';
+		*p += len;
+		if (strcmp(comp, "."))
+			return 1;
+	}
+}
+
 /* Looks the stack path up in the merged view, one component at a time:
  * every component but the last must be a directory (a symlink is not
  * followed). An empty or "/" path is the root. */
@@ -843,25 +866,9 @@ static int stack_lookup(struct cp *c, const char *path, struct ply_lookup *ret)
 	struct ply_lookup cur, next;
 	char comp[NAME_MAX + 1];
 	const char *p = path;
-	int r = ply_lookup_root(&c->stack, &cur);
+	int r = ply_lookup_root(&c->stack, &cur), more = 0;
 
-	while (r >= 0 && *p) {
-		size_t len;
-
-		while (*p == '/')
-			p++;
-		len = strcspn(p, "/");
-		if (!len)
-			break;
-		if (len > NAME_MAX) {
-			r = -ENAMETOOLONG;
-			break;
-		}
-		memcpy(comp, p, len);
-		comp[len] = '\0';
-		p += len;
-		if (!strcmp(comp, "."))
-			continue;
+	while (r >= 0 && (more = next_component(&p, comp)) > 0) {
 		if (!S_ISDIR(cur.st.st_mode)) {
 			r = S_ISLNK(cur.st.st_mode) ? -ELOOP : -ENOTDIR;
 			break;
@@ -873,6 +880,8 @@ static int stack_lookup(struct cp *c, const char *path, struct ply_lookup *ret)
 		ply_lookup_release(&cur);
 		cur = next;
 	}
+	if (r >= 0 && more < 0)
+		r = more;
 	if (r < 0) {
 		ply_lookup_release(&cur);
 		return r;
@@ -888,25 +897,9 @@ static int stack_dir_inode(struct cp *c, const char *path,
 	struct ply_inode *cur = c->table.root, *next;
 	char comp[NAME_MAX + 1];
 	const char *p = path;
-	int r = 0;
+	int r;
 
-	while (*p) {
-		size_t len;
-
-		while (*p == '/')
-			p++;
-		len = strcspn(p, "/");
-		if (!len)
-			break;
-		if (len > NAME_MAX) {
-			r = -ENAMETOOLONG;
-			break;
-		}
-		memcpy(comp, p, len);
-		comp[len] = '\0';
-		p += len;
-		if (!strcmp(comp, "."))
-			continue;
+	while ((r = next_component(&p, comp)) > 0) {
 		r = st_child(c, cur, comp, &next);
 		st_put(c, cur);
 		if (r < 0)
@@ -918,8 +911,12 @@ static int stack_dir_inode(struct cp *c, const char *path,
 			return r;
 		}
 	}
+	if (r < 0) {
+		st_put(c, cur);
+		return r;
+	}
 	*ret = cur;
-	return r;
+	return 0;
 }
 
 /* Opens a directory of a host path: beneath a mount (rootfd >= 0) one
@@ -927,7 +924,7 @@ static int stack_dir_inode(struct cp *c, const char *path,
  * it. */
 static int host_open_dir(int rootfd, const char *path)
 {
-	int fd, next;
+	int fd, next, r;
 	char comp[NAME_MAX + 1];
 	const char *p = path;
 
@@ -936,21 +933,11 @@ static int host_open_dir(int rootfd, const char *path)
 		return fd < 0 ? -errno : fd;
 	}
 	fd = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	while (fd >= 0 && *p) {
-		size_t len;
-
-		while (*p == '/')
-			p++;
-		len = strcspn(p, "/");
-		if (!len)
-			break;
-		if (len > NAME_MAX) {
+	while (fd >= 0 && (r = next_component(&p, comp)) != 0) {
+		if (r < 0) {
 			close(fd);
-			return -ENAMETOOLONG;
+			return r;
 		}
-		memcpy(comp, p, len);
-		comp[len] = '\0';
-		p += len;
 		next = openat(fd, comp,
 			      O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		close(fd);
