@@ -1,5 +1,7 @@
-/* ops-dir.c: merged directory listings. The listing is read once at
- * opendir, so offsets (entry index + 1) stay stable for the handle. */
+/* ops-dir.c: merged directory listings. A handle reads the listing at
+ * opendir and again when the reader comes back to the start (rewinddir);
+ * offsets are the entries' cookies, which mean the same place in every
+ * listing of the directory. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +12,8 @@
 struct dir_handle {
 	struct plyfs_handle h; /* first: the handle list's view of it */
 	struct ply_dir *dir;
+	bool read_from; /* a READDIR has used dir */
 };
-
-static struct ply_dir *dir_of(struct fuse_file_info *fi)
-{
-	return ((struct dir_handle *)(uintptr_t)fi->fh)->dir;
-}
 
 static void dir_handle_free(struct plyfs_handle *h)
 {
@@ -58,7 +56,20 @@ int plyfs_read_listing(struct plyfs *fs, struct ply_inode *inode,
 	return 0;
 }
 
-static int do_opendir(struct plyfs *fs, struct ply_inode *inode,
+/* Whether the kernel may keep this directory's listing between opens.
+ * It drops its copy when a change it made bumps the directory's version,
+ * but only for readers starting at offset 0: a reader part way through
+ * may carry on in a copy filled before the change by a handle opened
+ * before it. So a directory changed through this mount is never handed
+ * to the kernel's cache again (while the inode lives), nor is one whose
+ * layers may change behind the mount (timeout=0, splices). */
+static bool listing_cacheable(struct plyfs *fs, struct ply_inode *inode)
+{
+	return fs->timeout > 0 && !ply_inode_listing_changed(inode) &&
+	       ply_inode_listing_keepable(&fs->stack, inode);
+}
+
+static int take_listing(struct plyfs *fs, struct ply_inode *inode,
 		      struct ply_dir **ret)
 {
 	int r = plyfs_use(fs, inode);
@@ -74,7 +85,7 @@ void plyfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct plyfs *fs = plyfs_of(req);
 	struct dir_handle *dh = calloc(1, sizeof(*dh));
-	int r = dh ? do_opendir(fs, plyfs_inode(fs, ino), &dh->dir) : -ENOMEM;
+	int r = dh ? take_listing(fs, plyfs_inode(fs, ino), &dh->dir) : -ENOMEM;
 
 	if (r < 0) {
 		free(dh);
@@ -84,10 +95,8 @@ void plyfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	dh->h.free = dir_handle_free;
 	plyfs_handle_add(fs, &dh->h);
 	fi->fh = (uint64_t)(uintptr_t)dh;
-	/* every change to a directory goes through the kernel, which then
-	 * drops its cached listing itself */
-	fi->cache_readdir = fs->read_only;
-	fi->keep_cache = fs->read_only;
+	fi->cache_readdir = listing_cacheable(fs, plyfs_inode(fs, ino));
+	fi->keep_cache = fi->cache_readdir;
 	if (fuse_reply_open(req, fi) < 0) {
 		plyfs_handle_del(fs, &dh->h);
 		dir_handle_free(&dh->h);
@@ -108,7 +117,8 @@ static size_t fill(fuse_req_t req, struct plyfs *fs, struct ply_inode *inode,
 {
 	size_t used = 0;
 
-	for (size_t i = (size_t)off; i < dir->count; i++) {
+	for (size_t i = ply_dir_seek(dir, (uint64_t)off); i < dir->count;
+	     i++) {
 		const struct ply_dirent *de = &dir->entries[i];
 		struct fuse_entry_param e;
 		size_t need;
@@ -119,7 +129,7 @@ static size_t fill(fuse_req_t req, struct plyfs *fs, struct ply_inode *inode,
 		if (!plus) {
 			need = fuse_add_direntry(req, buf + used, size - used,
 						 de->name, &e.attr,
-						 (off_t)(i + 1));
+						 (off_t)de->cookie);
 			if (need > size - used)
 				break;
 			used += need;
@@ -135,7 +145,7 @@ static size_t fill(fuse_req_t req, struct plyfs *fs, struct ply_inode *inode,
 			    0)
 			continue; /* gone since opendir */
 		need = fuse_add_direntry_plus(req, buf + used, size - used,
-					      de->name, &e, (off_t)(i + 1));
+					      de->name, &e, (off_t)de->cookie);
 		if (need > size - used) {
 			if (e.ino)
 				ply_inode_table_forget(&fs->table,
@@ -152,15 +162,31 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size,
 			  off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct plyfs *fs = plyfs_of(req);
-	char *buf = malloc(size);
+	struct dir_handle *dh = (struct dir_handle *)(uintptr_t)fi->fh;
+	struct ply_inode *inode = plyfs_inode(fs, ino);
+	char *buf;
 	size_t used;
+	int r;
 
+	/* back at the start: the stream shows the directory as it is now */
+	if (off == 0 && dh->read_from) {
+		struct ply_dir *now;
+
+		r = take_listing(fs, inode, &now);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+		ply_dir_put(dh->dir);
+		dh->dir = now;
+	}
+	dh->read_from = true;
+	buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	used = fill(req, fs, plyfs_inode(fs, ino), dir_of(fi), buf, size, off,
-		    plus);
+	used = fill(req, fs, inode, dh->dir, buf, size, off, plus);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
 }

@@ -599,9 +599,15 @@ void ply_inode_drop_listing(struct ply_inode *inode)
 {
 	struct ply_dir *old;
 
+	__atomic_store_n(&inode->listing_changed, true, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&inode->fd_lock);
 	old = inode->listing;
 	inode->listing = NULL;
 	pthread_mutex_unlock(&inode->fd_lock);
 	ply_dir_put(old);
+}
+
+bool ply_inode_listing_changed(const struct ply_inode *inode)
+{
+	return __atomic_load_n(&inode->listing_changed, __ATOMIC_RELAXED);
 }

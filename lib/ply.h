@@ -568,6 +568,7 @@ struct ply_inode {
 	unsigned misses;   /* lookups of absent names in it (atomic) */
 	bool fds_open;
 	bool orphan;       /* its name is gone: fds pinned until forgotten */
+	bool listing_changed; /* a listing of it was dropped (atomic) */
 	struct ply_inode *next; /* hash chain */
 	struct ply_inode *lru_prev, *lru_next; /* unpinned, fds open */
 };
@@ -629,6 +630,9 @@ struct ply_dir *ply_inode_listing(struct ply_inode *inode);
 void ply_inode_keep_listing(const struct ply_stack *stack,
 			    struct ply_inode *inode, struct ply_dir *dir);
 void ply_inode_drop_listing(struct ply_inode *inode);
+/* Whether names in the directory changed since the inode was made: a
+ * listing of it has been dropped. */
+bool ply_inode_listing_changed(const struct ply_inode *inode);
 /* Whether a listing of inode would be kept (none of a splice is). */
 bool ply_inode_listing_keepable(const struct ply_stack *stack,
 				const struct ply_inode *inode);
@@ -706,12 +710,14 @@ int ply_remove_tree(int dirfd, const char *name);
 struct ply_dirent {
 	const char *name; /* points into the listing's pool */
 	uint64_t ino;     /* equals the entry's st_ino */
+	uint64_t cookie;  /* its position: the readdir offset just after it,
+			   * the same in every listing of the directory */
 	unsigned char type; /* DT_* */
 	uint16_t layer;   /* index of the layer that provides it */
 };
 
 struct ply_dir {
-	struct ply_dirent *entries; /* "." and ".." first */
+	struct ply_dirent *entries; /* "." and "..", then by cookie */
 	size_t count;
 	char *pool;
 	size_t pool_used, pool_size;
@@ -725,6 +731,11 @@ struct ply_dir {
 /* The entry of a listing named name, or NULL. */
 const struct ply_dirent *ply_dir_find(const struct ply_dir *dir,
 				      const char *name);
+/* The index of the first entry after readdir offset off (0: the start).
+ * Cookies come from the names, so an offset taken from one listing means
+ * the same place in a later one however the directory changed between:
+ * names listed before it are not listed again. */
+size_t ply_dir_seek(const struct ply_dir *dir, uint64_t off);
 
 /* Reads the merged listing of a directory made of parts: each name once,
  * topmost wins, markers and whited-out names left out. */

@@ -1,5 +1,4 @@
-/* readdir.c: the merged listing of one directory, read once per open
- * handle so offsets stay stable (telldir/seekdir). Each name appears once,
+/* readdir.c: the merged listing of one directory. Each name appears once,
  * from the topmost layer that has it; markers and whited-out names are
  * left out. A ".wh.NAME" hides NAME only in the layers below its own. */
 #include <dirent.h>
@@ -149,7 +148,7 @@ static int add_entry(struct builder *b, const char *name, uint64_t ino,
 		return r;
 	b->entry_off[dir->count] = off;
 	dir->entries[dir->count++] =
-		(struct ply_dirent){ NULL, ino, type, layer };
+		(struct ply_dirent){ NULL, ino, 0, type, layer };
 	return 0;
 }
 
@@ -301,6 +300,7 @@ static int add_splices(struct builder *b, const struct ply_snode *snode)
 	return 0;
 }
 
+static void order_by_cookie(struct ply_dir *dir);
 static int build_index(struct ply_dir *dir);
 
 int ply_dir_read(const struct ply_stack *stack, const struct ply_part *parts,
@@ -346,6 +346,7 @@ int ply_dir_read_spliced(const struct ply_stack *stack,
 	for (size_t i = 0; i < dir.count; i++)
 		dir.entries[i].name = dir.pool + b.entry_off[i];
 	free(b.entry_off);
+	order_by_cookie(&dir);
 	r = build_index(&dir);
 	if (r < 0) {
 		ply_dir_free(&dir);
@@ -355,9 +356,61 @@ int ply_dir_read_spliced(const struct ply_stack *stack,
 	return 0;
 }
 
+static uint64_t name_hash(const char *name)
+{
+	return XXH3_64bits(name, strlen(name));
+}
+
+/* Offsets 1 and 2 are "." and ".."; a name's cookie is its hash, below
+ * 2^62 so that off_t holds it with room for the collision steps. */
+enum { COOKIE_DOT = 1, COOKIE_DOTDOT = 2, COOKIE_FIRST = 3 };
+
+static int cookie_cmp(const void *a, const void *b)
+{
+	const struct ply_dirent *x = a, *y = b;
+
+	if (x->cookie != y->cookie)
+		return x->cookie < y->cookie ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Sorts the names after "." and ".." by cookie, the order a reader sees:
+ * the place after a name is then the same in every listing. Names whose
+ * hashes collide take the next free cookies in name order. */
+static void order_by_cookie(struct ply_dir *dir)
+{
+	struct ply_dirent *e = dir->entries;
+
+	if (dir->count < 2)
+		return;
+	e[0].cookie = COOKIE_DOT;
+	e[1].cookie = COOKIE_DOTDOT;
+	for (size_t i = 2; i < dir->count; i++)
+		e[i].cookie = COOKIE_FIRST + (name_hash(e[i].name) >> 2);
+	qsort(e + 2, dir->count - 2, sizeof(*e), cookie_cmp);
+	for (size_t i = 3; i < dir->count; i++)
+		if (e[i].cookie <= e[i - 1].cookie)
+			e[i].cookie = e[i - 1].cookie + 1;
+}
+
+size_t ply_dir_seek(const struct ply_dir *dir, uint64_t off)
+{
+	size_t lo = 0, hi = dir->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (dir->entries[mid].cookie <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static size_t index_slot(const struct ply_dir *dir, const char *name)
 {
-	return (size_t)XXH3_64bits(name, strlen(name)) & (dir->nindex - 1);
+	return (size_t)name_hash(name) & (dir->nindex - 1);
 }
 
 /* The name index that answers lookups from a kept listing. */

@@ -1,8 +1,11 @@
 /* Merged readdir as a user sees it: each name once, a deterministic order,
  * telldir/seekdir on an open handle, d_ino and d_type matching lstat, large
- * directories, and `ls -l` (readdirplus). */
+ * directories, `ls -l` (readdirplus), and listings that follow the changes
+ * made through a writable mount (the kernel's cached listings too). */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -309,6 +312,159 @@ static void ls_l(void **state)
 	h_run_free(&run);
 }
 
+/* build_mixed(n) under l1..l3 with an upper layer: a writable mount. */
+static struct h_mount *mount_mixed_rw(int n)
+{
+	build_mixed(n);
+	h_mkdir("u");
+	h_mkdir("w");
+	return h_mount(h_fmt("%s,upperdir=%s,workdir=%s",
+			     h_lowerdir("l1", "l2", "l3", NULL), h_path("u"),
+			     h_path("w")),
+		       "mnt");
+}
+
+/* A directory listed before a change (so the kernel may hold its listing)
+ * is listed with the change after it: create, unlink, rename in and out,
+ * mkdir and rmdir, each followed by two listings. */
+static void listing_follows_changes(void **state)
+{
+	mount_mixed_rw(3);
+	for (int round = 0; round < 2; round++) {
+		h_assert_listing(h_path("mnt/d"),
+				 H_NAMES("a0", "a1", "a2", "link", "fifo",
+					 "sub"));
+		h_assert_listing(h_path("mnt/d/sub"), H_NAMES("x", "y"));
+	}
+	h_file("mnt/d/new", "n");
+	for (int round = 0; round < 2; round++)
+		h_assert_listing(h_path("mnt/d"),
+				 H_NAMES("a0", "a1", "a2", "link", "fifo",
+					 "sub", "new"));
+	assert_int_equal(unlink(h_path("mnt/d/a1")), 0);
+	h_assert_listing(h_path("mnt/d"),
+			 H_NAMES("a0", "a2", "link", "fifo", "sub", "new"));
+	assert_int_equal(rename(h_path("mnt/d/a0"), h_path("mnt/d/sub/a0")),
+			 0);
+	for (int round = 0; round < 2; round++) {
+		h_assert_listing(h_path("mnt/d"),
+				 H_NAMES("a2", "link", "fifo", "sub", "new"));
+		h_assert_listing(h_path("mnt/d/sub"),
+				 H_NAMES("x", "y", "a0"));
+	}
+	assert_int_equal(mkdir(h_path("mnt/d/sub/dir"), 0755), 0);
+	h_assert_listing(h_path("mnt/d/sub"), H_NAMES("x", "y", "a0", "dir"));
+	assert_int_equal(rmdir(h_path("mnt/d/sub/dir")), 0);
+	assert_int_equal(unlink(h_path("mnt/d/sub/x")), 0);
+	h_assert_listing(h_path("mnt/d/sub"), H_NAMES("y", "a0"));
+}
+
+/* How often name shows in v. */
+static int count_of(char **v, size_t n, const char *name)
+{
+	int c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += !strcmp(v[i], name);
+	return c;
+}
+
+/* rewinddir makes an open stream show the directory as it is now
+ * (POSIX), also a stream that had read it all before the change. */
+static void rewinddir_shows_changes(void **state)
+{
+	DIR *d;
+	struct dirent *de;
+	int saw_new = 0, saw_a1 = 0, total = 0;
+
+	mount_mixed_rw(3);
+	d = opendir(h_path("mnt/d"));
+	assert_non_null(d);
+	while (readdir(d))
+		;
+	h_file("mnt/d/new", "n");
+	assert_int_equal(unlink(h_path("mnt/d/a1")), 0);
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		saw_new += !strcmp(de->d_name, "new");
+		saw_a1 += !strcmp(de->d_name, "a1");
+		total++;
+	}
+	closedir(d);
+	assert_int_equal(saw_new, 1);
+	assert_int_equal(saw_a1, 0);
+	assert_int_equal(total, 2 + 6); /* ., .., a0 a2 link fifo sub new */
+}
+
+/* A reader that stops part way, lets others change the directory, then
+ * carries on (the same handle, and a new handle seeked to its telldir)
+ * sees every name nobody touched exactly once: positions name places
+ * between names, not indexes into one listing. */
+static void position_survives_changes(void **state)
+{
+	enum { N = 400 };
+	char **before, **after;
+	size_t nb = 0, na = 0;
+	long here;
+	DIR *d, *d2 = NULL;
+	struct dirent *de;
+
+	mount_mixed_rw(N);
+	before = calloc(2 * N, sizeof(*before));
+	after = calloc(2 * N, sizeof(*after));
+	assert_non_null(before);
+	assert_non_null(after);
+	d = opendir(h_path("mnt/d"));
+	assert_non_null(d);
+	while (nb < N / 2 && (de = readdir(d)))
+		before[nb++] = strdup(de->d_name);
+	here = telldir(d);
+	/* the others: many new names, and some gone, on both sides */
+	for (int i = 0; i < N / 2; i++)
+		h_file(h_fmt("mnt/d/n%d", i), "n");
+	for (int i = 0; i < N; i += 7)
+		assert_int_equal(unlink(h_path("mnt/d/a%d", i)), 0);
+
+	for (int pass = 0; pass < 2; pass++) {
+		DIR *r = d;
+
+		na = 0;
+		if (pass == 1) {
+			d2 = opendir(h_path("mnt/d"));
+			assert_non_null(d2);
+			seekdir(d2, here);
+			r = d2;
+		} else {
+			seekdir(d, here);
+		}
+		while ((de = readdir(r))) {
+			assert_true(na < 2 * N);
+			after[na++] = strdup(de->d_name);
+		}
+		for (int i = 0; i < N; i++) {
+			const char *name = h_fmt("a%d", i);
+			int c = count_of(before, nb, name) +
+				count_of(after, na, name);
+
+			/* an unlinked name may show before its unlink */
+			if (i % 7 == 0 ? c > 1 : c != 1)
+				fail_msg("pass %d: a%d listed %d times", pass,
+					 i, c);
+		}
+		for (size_t i = 0; i < na; i++)
+			assert_int_equal(count_of(before, nb, after[i]) +
+						 count_of(after, na, after[i]),
+					 1);
+		if (pass == 1)
+			closedir(d2);
+		for (size_t i = 0; i < na; i++)
+			free(after[i]);
+	}
+	closedir(d);
+	h_strv_free(before, nb);
+	free(after);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +476,9 @@ int main(void)
 		H_TEST(dino_mount_inside_layer),
 		H_TEST(large_directory),
 		H_TEST(ls_l),
+		H_TEST(listing_follows_changes),
+		H_TEST(rewinddir_shows_changes),
+		H_TEST(position_survives_changes),
 	};
 
 	h_init();

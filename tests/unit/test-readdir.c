@@ -1,7 +1,8 @@
 /* test-readdir.c: the merged listing of a directory (readdir.c): dots
  * first, each name once from the topmost layer, every whiteout format and
  * marker left out, entry inos equal to what a lookup reports, large
- * listings and a stable order. */
+ * listings, a stable order, and cookies that mean the same place in every
+ * listing. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -382,6 +383,66 @@ static void test_deterministic(void **state)
 	ply_dir_free(&first);
 }
 
+/* Cookies: 1 and 2 for the dots, then rising with the entries; a seek to
+ * an entry's cookie lands on the next entry; and a name keeps its cookie
+ * when other names come and go, so a seek to a cookie taken from an older
+ * listing lands after the same name, or where it would be. */
+static void test_cookies(void **state)
+{
+	struct fx *fx = *state;
+	struct ply_dir first;
+	char name[PATH_MAX];
+	size_t kept = 0;
+
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "u/n%d", i);
+		tree_write(fx->base, name, "");
+	}
+	open_stack(fx);
+	list(fx, "");
+	assert_int_equal(fx->dir.entries[0].cookie, 1);
+	assert_int_equal(fx->dir.entries[1].cookie, 2);
+	assert_int_equal(ply_dir_seek(&fx->dir, 0), 0);
+	for (size_t i = 0; i < fx->dir.count; i++) {
+		if (i > 0)
+			assert_true(fx->dir.entries[i].cookie >
+				    fx->dir.entries[i - 1].cookie);
+		assert_true(fx->dir.entries[i].cookie < (UINT64_C(1) << 63));
+		assert_int_equal(ply_dir_seek(&fx->dir,
+					      fx->dir.entries[i].cookie),
+				 i + 1);
+	}
+	first = fx->dir;
+	memset(&fx->dir, 0, sizeof(fx->dir));
+
+	/* every third name gone, 100 new ones */
+	for (int i = 0; i < 200; i += 3) {
+		snprintf(name, sizeof(name), "%s/u/n%d", fx->base, i);
+		assert_int_equal(unlink(name), 0);
+	}
+	for (int i = 200; i < 300; i++) {
+		snprintf(name, sizeof(name), "u/n%d", i);
+		tree_write(fx->base, name, "");
+	}
+	list(fx, "");
+	for (size_t i = 2; i < first.count; i++) {
+		const struct ply_dirent *now = entry(fx, first.entries[i].name);
+		size_t next = ply_dir_seek(&fx->dir, first.entries[i].cookie);
+
+		if (now) {
+			assert_int_equal(now->cookie, first.entries[i].cookie);
+			assert_ptr_equal(&fx->dir.entries[next], now + 1);
+			kept++;
+		}
+		/* nothing at or before the old place comes after it */
+		for (size_t j = next; j < fx->dir.count; j++)
+			assert_true(fx->dir.entries[j].cookie >
+				    first.entries[i].cookie);
+	}
+	assert_int_equal(kept, 200 - 67);
+	ply_dir_free(&first);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -397,6 +458,7 @@ int main(void)
 		T(test_many_names),
 		T(test_deterministic),
 		T(test_find_skips_hidden),
+		T(test_cookies),
 	};
 #undef T
 
