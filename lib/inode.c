@@ -497,6 +497,17 @@ void ply_inode_orphan(struct ply_inode_table *table, struct ply_inode *inode)
 	pthread_mutex_unlock(&table->lock);
 }
 
+bool ply_inode_is_orphan(struct ply_inode_table *table,
+			 const struct ply_inode *inode)
+{
+	bool orphan;
+
+	pthread_mutex_lock(&table->lock);
+	orphan = inode->orphan;
+	pthread_mutex_unlock(&table->lock);
+	return orphan;
+}
+
 int ply_inode_stat(const struct ply_stack *stack, const struct ply_inode *inode,
 		   struct stat *ret_st)
 {

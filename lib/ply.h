@@ -84,6 +84,7 @@ struct ply_options {
 	bool volatile_mount; /* volatile: no syncs; an unclean stop is
 			      * remembered and refused at the next mount */
 	bool noacl;  /* no POSIX ACL enforcement by the kernel */
+	bool writeback; /* writeback=1: the kernel's writeback cache */
 	struct ply_idmap uidmap, gidmap;
 	bool squash_to_root;
 	int64_t squash_uid, squash_gid; /* -1: not given */
@@ -615,6 +616,8 @@ int ply_inode_move(struct ply_inode_table *table, struct ply_inode *inode,
  * open until the kernel forgets it, as it can no longer be reopened by
  * name. The caller holds a pin, which this takes over. */
 void ply_inode_orphan(struct ply_inode_table *table, struct ply_inode *inode);
+bool ply_inode_is_orphan(struct ply_inode_table *table,
+			 const struct ply_inode *inode);
 /* Reads xattr name of inode's top part. An inode whose fds the cache has
  * closed is read by name through its parent (ls -l asks for an xattr of
  * every file: reopening each would cost three more calls). */

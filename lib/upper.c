@@ -375,6 +375,12 @@ int ply_upper_copy_up(const struct ply_union *u, struct ply_inode *inode,
 		pthread_rwlock_wrlock(&inode->lock);
 		if (inode->parent != parent)
 			r = -EAGAIN;
+		else if (!has_upper_part(u, inode) &&
+			 ply_inode_is_orphan(u->table, inode))
+			/* its name is gone: a copy would bring it back (the
+			 * kernel's writeback cache sets the times of an
+			 * unlinked file when it lets go of it) */
+			r = -ENOENT;
 		else if (!inode->nparts)
 			r = make_virtual_real(u, inode);
 		else if (!has_upper_part(u, inode))

@@ -329,6 +329,7 @@ static void check_unlink(enum wfmt f)
 	h_file("l2/d/copied", "copy me");
 	h_file("l1/d/keep", "keep");
 	h_file("l2/top", "top-level lower");
+	h_file("l2/d/held", "held open");
 	m = mount_rw(wfmt_opt[f]);
 
 	write_file(h_path("mnt/d/uponly"), "up", O_CREAT);
@@ -349,6 +350,21 @@ static void check_unlink(enum wfmt f)
 	h_assert_ok(unlink(h_path("mnt/top")));
 	assert_whiteout("top", f);
 
+	/* a change through a descriptor of an unlinked lower file (or the
+	 * times the kernel's writeback cache sets when it lets go of it)
+	 * must not bring the name back */
+	{
+		int fd = open(h_path("mnt/d/held"), O_RDONLY);
+
+		h_assert_ok(fd);
+		h_assert_ok(unlink(h_path("mnt/d/held")));
+		if (fchmod(fd, 0600) < 0)
+			assert_int_equal(errno, ENOENT);
+		close(fd);
+		h_assert_errno(lstat(h_path("mnt/d/held"), &st), ENOENT);
+		assert_whiteout("d/held", f);
+	}
+
 	h_assert_listing(h_path("mnt/d"), H_NAMES("keep"));
 	h_assert_listing(h_path("mnt"), H_NAMES("d"));
 	h_assert_errno(unlink(h_path("mnt/d/lowonly")), ENOENT);
@@ -358,7 +374,7 @@ static void check_unlink(enum wfmt f)
 	h_assert_content(h_path("l2/d/lowonly"), "low");
 	h_assert_content(h_path("l2/d/copied"), "copy me");
 	h_assert_content(h_path("l2/top"), "top-level lower");
-	h_assert_listing(h_path("l2/d"), H_NAMES("lowonly", "copied"));
+	h_assert_listing(h_path("l2/d"), H_NAMES("lowonly", "copied", "held"));
 
 	m = remount(m, wfmt_opt[f]);
 	h_assert_listing(h_path("mnt/d"), H_NAMES("keep"));
