@@ -276,6 +276,9 @@ int main(int argc, char **argv)
 	fs.work = (struct ply_workdir){ -1, -1, -1, -1 };
 	fs.handles.next = fs.handles.prev = &fs.handles;
 	pthread_mutex_init(&fs.handles_lock, NULL);
+	for (size_t i = 0; i < sizeof(fs.mtime_locks) / sizeof(*fs.mtime_locks);
+	     i++)
+		pthread_mutex_init(&fs.mtime_locks[i], NULL);
 	fs.store.fd = -1;
 	r = plyfs_cli_parse(argc, argv, &cli, &err);
 	if (r < 0) {
@@ -353,6 +356,7 @@ int main(int argc, char **argv)
 	warn_unimplemented(&cli.opts);
 	fs.timeout = cli.opts.timeout >= 0 ? cli.opts.timeout : 86400.0;
 	fs.acl = !cli.opts.noacl;
+	fs.writeback = cli.opts.writeback;
 	if (fs.acl && !layers_have_acls(&fs.stack)) {
 		fprintf(stderr,
 			"plyfs: warning: a layer's filesystem has no POSIX ACLs: ACLs are off for this mount\n");

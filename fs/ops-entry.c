@@ -22,6 +22,10 @@ void plyfs_init(void *userdata, struct fuse_conn_info *conn)
 	struct plyfs *fs = userdata;
 
 	conn->want |= conn->capable & wanted;
+	if (fs->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		fs->writeback = false;
 	if (fs->acl)
 		conn->want |= conn->capable & FUSE_CAP_POSIX_ACL;
 	conn->time_gran = 1;

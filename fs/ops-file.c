@@ -13,6 +13,17 @@ static bool wants_write(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
+int plyfs_cached_write_flags(const struct plyfs *fs, int flags)
+{
+	if (!fs->writeback)
+		return flags;
+	/* the kernel reads around partly written pages, and places appends
+	 * itself: a pwrite on an O_APPEND fd would go to the end instead */
+	if ((flags & O_ACCMODE) == O_WRONLY)
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
+	return flags & ~O_APPEND;
+}
+
 static void file_free(struct plyfs_handle *h)
 {
 	struct plyfs_file *f = (struct plyfs_file *)h;
@@ -116,7 +127,7 @@ static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
 		   bool kill_priv, int *ret_fd, bool *ret_lower)
 {
 	const struct ply_part *part;
-	int fd;
+	int fd, want;
 
 	if (wants_write(flags)) {
 		/* O_TRUNC throws the data away: copy none */
@@ -133,8 +144,11 @@ static int do_open(struct plyfs *fs, struct ply_inode *inode, int flags,
 	/* reading must not touch a layer, not even its atimes; O_NOATIME
 	 * needs ownership or CAP_FOWNER, so it is a wish, not a must */
 	flags &= ~O_NOFOLLOW;
-	fd = ply_sys_reopen(part->fd, flags | O_NOATIME);
+	want = plyfs_cached_write_flags(fs, flags);
+	fd = ply_sys_reopen(part->fd, want | O_NOATIME);
 	if (fd == -EPERM)
+		fd = ply_sys_reopen(part->fd, want);
+	if (fd == -EACCES && want != flags) /* write-only for its owner */
 		fd = ply_sys_reopen(part->fd, flags);
 	*ret_lower = !fs->stack.layers[part->layer].is_upper;
 	if (fd >= 0 && kill_priv && (flags & O_TRUNC) && S_ISREG(inode->type)) {

@@ -70,7 +70,7 @@ void plyfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fuse_entry_param e;
 	int fd = -1, r;
 
-	what.open_flags = fi->flags;
+	what.open_flags = plyfs_cached_write_flags(fs, fi->flags);
 	r = ply_dirop_create(&fs->u, dir, name, &what, &fd);
 	if (r >= 0)
 		r = plyfs_do_lookup(fs, dir, name, &e);

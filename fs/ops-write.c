@@ -83,6 +83,14 @@ static int apply_owner_mode(struct plyfs *fs, struct ply_inode *inode,
 	return r;
 }
 
+static pthread_mutex_t *mtime_lock(struct plyfs *fs,
+				   const struct ply_inode *inode)
+{
+	return &fs->mtime_locks[inode->ino %
+				(sizeof(fs->mtime_locks) /
+				 sizeof(*fs->mtime_locks))];
+}
+
 static int do_setattr(struct plyfs *fs, struct ply_inode *inode,
 		      const struct stat *attr, int to_set,
 		      struct fuse_file_info *fi, struct stat *ret_st)
@@ -105,8 +113,11 @@ static int do_setattr(struct plyfs *fs, struct ply_inode *inode,
 		r = apply_size(fd, attr->st_size, fi);
 	if (r >= 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				 FUSE_SET_ATTR_ATIME_NOW |
-				 FUSE_SET_ATTR_MTIME_NOW)))
+				 FUSE_SET_ATTR_MTIME_NOW))) {
+		pthread_mutex_lock(mtime_lock(fs, inode));
 		r = apply_times(fd, attr, to_set);
+		pthread_mutex_unlock(mtime_lock(fs, inode));
+	}
 	if (r >= 0)
 		r = ply_inode_stat(&fs->stack, inode, ret_st);
 	plyfs_done(fs, inode);
@@ -128,16 +139,45 @@ void plyfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_attr(req, &st, fs->timeout);
 }
 
+/* A write from the kernel's page cache (writeback cache) keeps the file's
+ * mtime: the kernel set its own at write(2) time and sends it in a
+ * SETATTR of its own, or sends none when the clock had not moved on. */
+static ssize_t write_keeping_mtime(struct plyfs *fs, struct ply_inode *inode,
+				   struct fuse_bufvec *out,
+				   struct fuse_bufvec *in)
+{
+	struct timespec times[2] = { { .tv_nsec = UTIME_OMIT } };
+	struct stat st;
+	ssize_t n;
+	int r;
+
+	pthread_mutex_lock(mtime_lock(fs, inode));
+	r = ply_sys_fstat(out->buf[0].fd, &st);
+	n = r < 0 ? r : fuse_buf_copy(out, in, 0);
+	if (n > 0) {
+		times[1] = st.st_mtim;
+		r = ply_sys_futimens_fd(out->buf[0].fd, times);
+		if (r < 0)
+			n = r;
+	}
+	pthread_mutex_unlock(mtime_lock(fs, inode));
+	return n;
+}
+
 void plyfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		     off_t off, struct fuse_file_info *fi)
 {
+	struct plyfs *fs = plyfs_of(req);
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
 	ssize_t n;
 
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = plyfs_fd(fi);
 	out.buf[0].pos = off;
-	n = fuse_buf_copy(&out, in, 0);
+	if (fs->writeback && fi->writepage)
+		n = write_keeping_mtime(fs, plyfs_inode(fs, ino), &out, in);
+	else
+		n = fuse_buf_copy(&out, in, 0);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

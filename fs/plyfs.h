@@ -27,6 +27,11 @@ struct plyfs {
 	bool read_only;
 	bool volatile_mount; /* unmark WORKDIR on a clean stop */
 	bool acl;            /* the kernel enforces POSIX ACLs */
+	bool writeback;      /* the kernel's writeback cache is on */
+	/* with it, a file's mtime is the kernel's to set: a write from its
+	 * page cache keeps the mtime, and the SETATTR that carries the
+	 * kernel's mtime must not be overtaken by one (ops-write.c) */
+	pthread_mutex_t mtime_locks[16];
 	/* how owners are shown (present.c) */
 	const struct ply_idmap *uidmap, *gidmap;
 	int64_t squash_uid, squash_gid; /* -1: none */
@@ -118,6 +123,9 @@ struct plyfs_file {
 	pthread_mutex_t lock; /* the switch */
 };
 
+/* The flags to open a file with for the writer's flags: with the
+ * writeback cache, write-only becomes read-write and O_APPEND goes. */
+int plyfs_cached_write_flags(const struct plyfs *fs, int flags);
 int plyfs_file_new(struct plyfs *fs, int fd, bool lower,
 		   struct fuse_file_info *fi);
 static inline struct plyfs_file *plyfs_file_of(struct fuse_file_info *fi)

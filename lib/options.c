@@ -239,6 +239,7 @@ static const struct option_spec options[] = {
 	OURS("squash_to_gid", V_OURS, NULL),
 	OURS("xattr_permissions", V_OURS, NULL),
 	OURS("fsync", V_OURS, NULL),
+	OURS("writeback", V_OURS, NULL),
 	OURS("whiteout", V_OURS, NULL),
 	OURS("threaded", V_OURS, NULL),
 	OURS("squash_to_root", V_NONE, NULL),
@@ -247,7 +248,6 @@ static const struct option_spec options[] = {
 	OURS("volatile", V_NONE, NULL),
 
 	COMPAT("fast_ino", V_BOOL01, NULL),
-	COMPAT("writeback", V_BOOL01, NULL),
 	COMPAT("redirect_dir", V_CHOICE, redirect_values),
 	COMPAT("index", V_ONOFF, NULL),
 	COMPAT("metacopy", V_ONOFF, NULL),
@@ -502,6 +502,14 @@ static int parse_ours(struct ply_options *opts, const char *name,
 	}
 	if (!strcmp(name, "volatile")) {
 		opts->volatile_mount = opts->nosync = true;
+		return 0;
+	}
+	if (!strcmp(name, "writeback")) {
+		if (!value_is_bool01(v))
+			return ply_err_set(err, -EINVAL,
+					   "writeback=%s: expected 0 or 1",
+					   v ? v : "");
+		opts->writeback = v[0] == '1';
 		return 0;
 	}
 	if (!strcmp(name, "fsync")) {

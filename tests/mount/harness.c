@@ -1043,8 +1043,11 @@ struct h_mount *h_mount_argv(const char *const argv[], const char *cwd,
 
 struct h_mount *h_mount(const char *opts, const char *mnt)
 {
+	const char *extra = getenv("PLYFS_EXTRA_OPTS");
 	char p[PATH_MAX];
 
+	if (extra && *extra)
+		opts = h_fmt("%s,%s", opts, extra);
 	h_mkdir(mnt);
 	snprintf(p, sizeof(p), "%s", h_path("%s", mnt));
 	return h_mount_argv(H_NAMES(h_plyfs(), "-f", "-o", opts, p), NULL, p);

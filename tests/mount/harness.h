@@ -163,7 +163,8 @@ int h_children(pid_t *pids, int max);
 
 /* ---- mounting ---------------------------------------------------------- */
 /* Runs `$PLYFS -f -o OPTS MNT` (MNT relative to the root, created) and
- * waits for the mount; the test fails if plyfs exits first. */
+ * waits for the mount; the test fails if plyfs exits first.
+ * $PLYFS_EXTRA_OPTS, when set, is appended to OPTS. */
 struct h_mount *h_mount(const char *opts, const char *mnt);
 /* The same for any argv that runs plyfs in the foreground mounting at mnt
  * (absolute), started in cwd. */

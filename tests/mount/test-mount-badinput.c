@@ -1026,7 +1026,7 @@ static const struct bcase cases[] = {
 	  "plyfs: fast_ino=2: invalid value for option fast_ino" },
 	{ "opt-writeback", OPTION, "`writeback=yes`",
 	  "plyfs -o lowerdir=LOWER,writeback=yes MNT", 2,
-	  "plyfs: writeback=yes: invalid value for option writeback" },
+	  "plyfs: writeback=yes: expected 0 or 1" },
 	{ "opt-max-idle-threads", OPTION, "`max_idle_threads=-1`",
 	  "plyfs -o lowerdir=LOWER,max_idle_threads=-1 MNT", 2,
 	  "plyfs: max_idle_threads=-1: invalid value for option max_idle_threads" },

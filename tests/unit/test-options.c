@@ -307,26 +307,27 @@ static void test_compat_named_once(void **state)
 {
 	struct ply_options opts;
 	struct ply_err err;
-	size_t writeback = 0, fast_ino = 0;
+	size_t idle = 0, fast_ino = 0;
 
-	assert_int_equal(parse(&opts, "writeback=1,fast_ino=1,"
-				      "writeback=0",
+	assert_int_equal(parse(&opts, "max_idle_threads=1,fast_ino=1,"
+				      "max_idle_threads=2",
 			       &err),
 			 0);
 	assert_int_equal(ply_options_parse(&opts, "fast_ino=0", &err), 0);
 	for (size_t i = 0; i < opts.nunimplemented; i++) {
-		if (!strcmp(opts.unimplemented[i], "writeback"))
-			writeback++;
+		if (!strcmp(opts.unimplemented[i], "max_idle_threads"))
+			idle++;
 		else if (!strcmp(opts.unimplemented[i], "fast_ino"))
 			fast_ino++;
 	}
-	assert_int_equal(writeback, 1);
+	assert_int_equal(idle, 1);
 	assert_int_equal(fast_ino, 1);
 	assert_int_equal(opts.nunimplemented, 2);
 	ply_options_free(&opts);
 }
 
-/* fsync= and whiteout= are plyfs's own: read, checked, and kept */
+/* fsync=, whiteout= and writeback= are plyfs's own: read, checked, and
+ * kept */
 static void test_fsync_and_whiteout(void **state)
 {
 	struct ply_options opts;
@@ -352,6 +353,18 @@ static void test_fsync_and_whiteout(void **state)
 	assert_true(opts.noacl);
 	assert_int_equal(ply_options_parse(&opts, "noacl=1", &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "noacl"));
+	/* writeback= too (off unless asked; the last one given wins) */
+	assert_false(opts.writeback);
+	assert_int_equal(ply_options_parse(&opts, "writeback=1", &err), 0);
+	assert_true(opts.writeback);
+	assert_int_equal(ply_options_parse(&opts, "writeback=1,writeback=0",
+					   &err),
+			 0);
+	assert_false(opts.writeback);
+	assert_int_equal(ply_options_parse(&opts, "writeback=yes", &err),
+			 -EINVAL);
+	assert_string_equal(err.msg, "writeback=yes: expected 0 or 1");
+	assert_int_equal(opts.nunimplemented, 0);
 	ply_options_free(&opts);
 }
 
