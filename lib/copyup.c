@@ -417,22 +417,20 @@ static int set_times(struct copyup *c)
 	return ply_sys_futimens_fd(c->pfd, times);
 }
 
+/* Only data needs a sync before the rename: a copy of metadata alone (a
+ * directory, a symlink, a metacopy, an O_TRUNC copy) is made of changes
+ * the filesystem's journal orders before the rename, so a crash shows it
+ * whole or not at all, as the kernel's overlayfs relies on too. Data
+ * blocks are not ordered so: without the fsync a crash could leave the
+ * renamed file with holes where its data was. */
 static int sync_temp(struct copyup *c)
 {
-	int fd, r;
+	unsigned flags = c->req->flags;
 
-	if (!(c->req->flags & PLY_COPYUP_SYNC))
+	if (!(flags & PLY_COPYUP_SYNC) || c->type != S_IFREG ||
+	    (flags & (PLY_COPYUP_METACOPY | PLY_COPYUP_EMPTY)))
 		return 0;
-	if (c->type == S_IFREG)
-		return ply_sys_fsync(c->wfd);
-	if (c->type != S_IFDIR)
-		return 0; /* the rename's directory holds the rest */
-	fd = ply_sys_reopen(c->pfd, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return fd;
-	r = ply_sys_fsync(fd);
-	ply_sys_close(fd);
-	return r;
+	return ply_sys_fsync(c->wfd);
 }
 
 /* ---- the whole copy-up --------------------------------------------------- */

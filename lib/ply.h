@@ -384,7 +384,8 @@ enum ply_copyup_flags {
 	PLY_COPYUP_METACOPY = 1 << 0, /* metadata only: the data stays in the
 				       * lower file (overlay.metacopy) */
 	PLY_COPYUP_EMPTY = 1 << 1,    /* no data: an open with O_TRUNC */
-	PLY_COPYUP_SYNC = 1 << 2,     /* fsync before moving into place */
+	PLY_COPYUP_SYNC = 1 << 2,     /* fsync copied data before moving
+				       * into place */
 	PLY_COPYUP_REPLACE = 1 << 3,  /* replace an existing upper name (the
 				       * data following a metacopy) */
 };

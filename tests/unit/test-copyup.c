@@ -631,6 +631,34 @@ static void test_data_fallbacks(void **state)
 	assert_int_equal(work_entries(fx), 0);
 }
 
+/* PLY_COPYUP_SYNC syncs copied data and nothing else: with every fsync
+ * failing, copies of metadata alone (a metacopy, an O_TRUNC copy, a
+ * directory, a symlink) go through, a copy with data fails and leaves
+ * nothing behind. */
+static void test_sync_only_data(void **state)
+{
+	struct fixture *fx = *state;
+	int fd = -1;
+
+	tree_write(fx->base, "lower/f", "data");
+	tree_write(fx->base, "lower/g", "data");
+	tree_write(fx->base, "lower/d/x", "x");
+	assert_int_equal(symlink("f", tree_path(fx->base, "lower/s")), 0);
+	force("fsync", 0, -EIO);
+	copy_ok(fx, "f", PLY_COPYUP_SYNC | PLY_COPYUP_METACOPY, 0);
+	copy_ok(fx, "g", PLY_COPYUP_SYNC | PLY_COPYUP_EMPTY, 0);
+	copy_ok(fx, "d", PLY_COPYUP_SYNC, 0);
+	copy_ok(fx, "s", PLY_COPYUP_SYNC, 0);
+	assert_int_equal(force_seen, 0);
+	assert_int_equal(copy_from(fx, "lower/f", NULL, "f2", PLY_COPYUP_SYNC,
+				   0, &fd),
+			 -EIO);
+	assert_int_equal(force_seen, 1);
+	force(NULL, 0, 0);
+	assert_false(exists(UPPER("f2")));
+	assert_int_equal(work_entries(fx), 0);
+}
+
 /* ---- metacopy, empty, replace, origin ------------------------------------ */
 
 static const char *marker_name(void)
@@ -1189,6 +1217,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sparse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data_fallbacks, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_sync_only_data, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_metacopy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
