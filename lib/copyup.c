@@ -22,6 +22,8 @@ struct copyup {
 	char temp[64]; /* its temporary name in req->workfd */
 	bool created;  /* the temporary exists */
 	int wfd;       /* regular file: the temporary, open for writing */
+	bool wrote_data; /* data went through the page cache (not a
+			  * reflink): to be synced before the rename */
 	int pfd;       /* O_PATH of the temporary object */
 };
 
@@ -225,8 +227,10 @@ static int copy_data(struct copyup *c)
 		return in;
 	/* a reflink shares every extent: data and holes at once */
 	r = ply_sys_clone(c->wfd, in);
-	if (r < 0 && unsupported(r))
+	if (r < 0 && unsupported(r)) {
+		c->wrote_data = true;
 		r = copy_sparse(in, c->wfd);
+	}
 	ply_sys_close(in);
 	return r;
 }
@@ -417,18 +421,16 @@ static int set_times(struct copyup *c)
 	return ply_sys_futimens_fd(c->pfd, times);
 }
 
-/* Only data needs a sync before the rename: a copy of metadata alone (a
- * directory, a symlink, a metacopy, an O_TRUNC copy) is made of changes
- * the filesystem's journal orders before the rename, so a crash shows it
- * whole or not at all, as the kernel's overlayfs relies on too. Data
- * blocks are not ordered so: without the fsync a crash could leave the
- * renamed file with holes where its data was. */
+/* Only written data needs a sync before the rename: a copy of metadata
+ * alone (a directory, a symlink, a metacopy, an O_TRUNC copy, a reflink's
+ * shared extents) is made of changes the filesystem's journal orders
+ * before the rename, so a crash shows it whole or not at all, as the
+ * kernel's overlayfs relies on too. Written data blocks are not ordered
+ * so: without the fsync a crash could leave the renamed file with holes
+ * where its data was. */
 static int sync_temp(struct copyup *c)
 {
-	unsigned flags = c->req->flags;
-
-	if (!(flags & PLY_COPYUP_SYNC) || c->type != S_IFREG ||
-	    (flags & (PLY_COPYUP_METACOPY | PLY_COPYUP_EMPTY)))
+	if (!(c->req->flags & PLY_COPYUP_SYNC) || !c->wrote_data)
 		return 0;
 	return ply_sys_fsync(c->wfd);
 }
