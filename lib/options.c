@@ -504,20 +504,15 @@ static int parse_ours(struct ply_options *opts, const char *name,
 		opts->volatile_mount = opts->nosync = true;
 		return 0;
 	}
-	if (!strcmp(name, "writeback")) {
+	if (!strcmp(name, "writeback") || !strcmp(name, "fsync")) {
 		if (!value_is_bool01(v))
 			return ply_err_set(err, -EINVAL,
-					   "writeback=%s: expected 0 or 1",
+					   "%s=%s: expected 0 or 1", name,
 					   v ? v : "");
-		opts->writeback = v[0] == '1';
-		return 0;
-	}
-	if (!strcmp(name, "fsync")) {
-		if (!value_is_bool01(v))
-			return ply_err_set(err, -EINVAL,
-					   "fsync=%s: expected 0 or 1",
-					   v ? v : "");
-		opts->nosync = v[0] == '0';
+		if (!strcmp(name, "writeback"))
+			opts->writeback = v[0] == '1';
+		else
+			opts->nosync = v[0] == '0';
 		return 0;
 	}
 	if (!strcmp(name, "whiteout")) {
