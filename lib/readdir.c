@@ -361,8 +361,11 @@ static uint64_t name_hash(const char *name)
 	return XXH3_64bits(name, strlen(name));
 }
 
-/* Offsets 1 and 2 are "." and ".."; a name's cookie is its hash, below
- * 2^62 so that off_t holds it with room for the collision steps. */
+/* Offsets 1 and 2 are "." and ".."; a name's cookie is 29 bits of its
+ * hash above those. Every offset stays below 2^31, so a 32-bit program's
+ * readdir (a 32-bit d_off, or EOVERFLOW from glibc) can take it, as
+ * ext4 hands 31-bit hashes to such callers; the room above 2^29 is for
+ * the collision steps. */
 enum { COOKIE_DOT = 1, COOKIE_DOTDOT = 2, COOKIE_FIRST = 3 };
 
 static int cookie_cmp(const void *a, const void *b)
@@ -386,7 +389,7 @@ static void order_by_cookie(struct ply_dir *dir)
 	e[0].cookie = COOKIE_DOT;
 	e[1].cookie = COOKIE_DOTDOT;
 	for (size_t i = 2; i < dir->count; i++)
-		e[i].cookie = COOKIE_FIRST + (name_hash(e[i].name) >> 2);
+		e[i].cookie = COOKIE_FIRST + (name_hash(e[i].name) >> 35);
 	qsort(e + 2, dir->count - 2, sizeof(*e), cookie_cmp);
 	for (size_t i = 3; i < dir->count; i++)
 		if (e[i].cookie <= e[i - 1].cookie)

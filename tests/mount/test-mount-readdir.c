@@ -124,6 +124,8 @@ static void seekdir_telldir(void **state)
 		if (!de)
 			break;
 		assert_true(n < N + 8);
+		/* within a 32-bit program's d_off */
+		assert_true(here >= 0 && here < (1L << 31));
 		pos[n] = here;
 		names[n] = strdup(de->d_name);
 		n++;

@@ -407,7 +407,8 @@ static void test_cookies(void **state)
 		if (i > 0)
 			assert_true(fx->dir.entries[i].cookie >
 				    fx->dir.entries[i - 1].cookie);
-		assert_true(fx->dir.entries[i].cookie < (UINT64_C(1) << 63));
+		/* a 32-bit readdir takes every offset */
+		assert_true(fx->dir.entries[i].cookie < (UINT64_C(1) << 31));
 		assert_int_equal(ply_dir_seek(&fx->dir,
 					      fx->dir.entries[i].cookie),
 				 i + 1);
