@@ -40,6 +40,18 @@ struct importer {
 	size_t ndirs;
 };
 
+/* One line on stderr about entry raw, unless quiet: "plyctl import:
+ * WHAT'raw': " and the message. */
+static void say(const struct importer *im, const char *what, const char *raw,
+		const char *fmt, va_list ap)
+{
+	if (im->quiet)
+		return;
+	fprintf(stderr, "plyctl import: %s'%s': ", what, raw);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 static void refuse(struct importer *im, const char *raw, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void refuse(struct importer *im, const char *raw, const char *fmt, ...)
@@ -47,13 +59,9 @@ static void refuse(struct importer *im, const char *raw, const char *fmt, ...)
 	va_list ap;
 
 	im->refused++;
-	if (im->quiet)
-		return;
-	fprintf(stderr, "plyctl import: refused '%s': ", raw);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(im, "refused ", raw, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 static void warn(struct importer *im, const char *raw, const char *fmt, ...)
@@ -62,13 +70,9 @@ static void warn(struct importer *im, const char *raw, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (im->quiet)
-		return;
-	fprintf(stderr, "plyctl import: warning: '%s': ", raw);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(im, "warning: ", raw, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 /* Cleans an archive path into out ("a/b", "" for the root): "." and empty
