@@ -372,8 +372,12 @@ static int reopen_parts(struct ply_inode_table *table, struct ply_inode *inode)
 		const struct ply_part *dir = part_in_layer(parent, part->layer);
 		struct stat st;
 
-		fds[i] = dir ? ply_sys_open_path(dir->fd, inode->name) :
-			       -ESTALE;
+		if (!dir)
+			fds[i] = -ESTALE;
+		else if (S_ISDIR(inode->type))
+			fds[i] = ply_sys_open_dir(dir->fd, inode->name);
+		else
+			fds[i] = ply_sys_open_path(dir->fd, inode->name);
 		r = fds[i] < 0 ? fds[i] : ply_sys_fstat(fds[i], &st);
 		if (r >= 0 && (st.st_dev != part->dev || st.st_ino != part->ino))
 			r = -ESTALE; /* the layer changed under us */

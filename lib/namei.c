@@ -219,7 +219,7 @@ static int open_object(const struct ply_stack *stack,
 			return LAZY;
 		/* a lower layer does not change: the stat stands for the
 		 * directory opened now */
-		return ply_sys_open_path(dir->fd, name);
+		return ply_sys_open_dir(dir->fd, name);
 	}
 	fd = ply_sys_open_path(dir->fd, name);
 	if (fd < 0)

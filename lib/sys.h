@@ -16,6 +16,9 @@ void ply_sys_set_fault_hook(ply_sys_fault_hook hook);
 int ply_sys_openat(int dirfd, const char *name, int flags, mode_t mode);
 /* Opens dirfd/name as O_PATH|O_NOFOLLOW. */
 int ply_sys_open_path(int dirfd, const char *name);
+/* Opens the directory dirfd/name readable (O_PATH when it may not be
+ * read); never follows a symlink. */
+int ply_sys_open_dir(int dirfd, const char *name);
 /* Reopens an O_PATH fd with real access flags (through /proc/self/fd). */
 int ply_sys_reopen(int fd, int flags);
 int ply_sys_fstatat(int dirfd, const char *name, struct stat *st);

@@ -281,6 +281,11 @@ static void sc_perm(void **state)
 	h_assert_errno(mkdir(h_fmt("%s/sub/newdir", mnt), 0755), EACCES);
 	h_assert_errno(rename(h_fmt("%s/sub/pub", mnt), h_fmt("%s/pub", mnt)),
 		       EACCES);
+	/* blind is root:root 0711: its names are reached, not listed (the
+	 * daemon holds it without read access) */
+	h_assert_content(h_fmt("%s/sub/blind/inner", mnt), "b");
+	h_assert_errno(open(h_fmt("%s/sub/blind", mnt), O_RDONLY | O_DIRECTORY),
+		       EACCES);
 	/* closed is root:root 0700 */
 	h_assert_errno(lstat(h_fmt("%s/sub/closed/inner", mnt), &st), EACCES);
 	h_assert_errno(open(h_fmt("%s/sub/closed", mnt),
@@ -1101,7 +1106,9 @@ static void permissions(void **state)
 	h_file("p/lower/sub/secret", "s");
 	h_file("p/lower/sub/pub", "p");
 	h_file("p/lower/sub/closed/inner", "i");
+	h_file("p/lower/sub/blind/inner", "b");
 	h_assert_ok(chmod(h_path("p/lower/sub/secret"), 0600));
+	h_assert_ok(chmod(h_path("p/lower/sub/blind"), 0711));
 	h_assert_ok(chmod(h_path("p/lower/sub/closed"), 0700));
 	as_user("perm", false);
 }
