@@ -232,9 +232,13 @@ static int open_object(const struct ply_stack *stack,
 	return fd;
 }
 
+/* With ret_unprobed, a layer without name leaves its ".wh.NAME" probe to
+ * the caller (*ret_unprobed set, 1 returned): it matters only if a layer
+ * below holds name (see lookup_layers). */
 static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 		       const struct ply_part *dir, const char *name,
-		       struct ply_trace *trace, bool lazy, char *redirect)
+		       struct ply_trace *trace, bool lazy, char *redirect,
+		       bool *ret_unprobed)
 {
 	enum ply_opaque state = PLY_DIR_PLAIN;
 	unsigned marks = 0;
@@ -245,6 +249,10 @@ static int visit_layer(const struct ply_stack *stack, struct ply_lookup *lk,
 	if (stack->layers[dir->layer].is_splice)
 		return visit_plain(lk, dir, name);
 	fd = open_object(stack, lk, dir, name, lazy, &st);
+	if (fd == -ENOENT && ret_unprobed) {
+		*ret_unprobed = true;
+		return 1;
+	}
 	if (fd == -ENOENT) {
 		wh_file = has_whiteout_file(dir, name);
 		trace_step(trace, dir->layer,
@@ -320,6 +328,23 @@ drop:
 	return r;
 }
 
+/* Does one of the n layer directories hold ".wh.NAME"? */
+static bool whiteout_file_in(const struct ply_part *dirs, size_t n,
+			     const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (has_whiteout_file(&dirs[i], name))
+			return true;
+	return false;
+}
+
+/* Drops the parts lk took from index from on. */
+static void drop_parts_from(struct ply_lookup *lk, size_t from)
+{
+	while (lk->nparts > from)
+		ply_sys_close(lk->parts[--lk->nparts].fd);
+}
+
 /* Opens the parent directory of path's last component in layer, walking
  * it one component at a time without following anything. */
 static int open_in_layer(const struct ply_layer *layer, const char *path,
@@ -377,7 +402,8 @@ static int visit_redirected(const struct ply_stack *stack,
 			continue; /* this layer does not hold it */
 		ply_marker_dir_state(dir.fd, &dir.state);
 		redirect[0] = '\0';
-		r = visit_layer(stack, lk, &dir, last, trace, false, redirect);
+		r = visit_layer(stack, lk, &dir, last, trace, false, redirect,
+				NULL);
 		close(dir.fd);
 		if (redirect[0] == '/') {
 			strcpy(path, redirect);
@@ -402,6 +428,10 @@ static int lookup_layers(const struct ply_stack *stack,
 	struct ply_lookup lk = { 0 };
 	char *redirect = NULL, *cur_name = NULL;
 	const char *looked = name;
+	/* the first of the layers passed without name since the last one
+	 * holding it, whose ".wh.NAME" probes wait for a layer below that
+	 * holds name: a miss in every layer costs one call a layer */
+	size_t unprobed_from = SIZE_MAX;
 	int r;
 
 	r = ply_name_check(name);
@@ -414,9 +444,26 @@ static int lookup_layers(const struct ply_stack *stack,
 	if (!redirect)
 		return -ENOMEM;
 	for (size_t i = 0; i < nparent; i++) {
+		size_t had = lk.nparts;
+		bool unprobed = false;
+
 		redirect[0] = '\0';
 		r = visit_layer(stack, &lk, &parent[i], looked, trace, lazy,
-				redirect);
+				redirect, trace ? NULL : &unprobed);
+		if (unprobed) {
+			if (unprobed_from == SIZE_MAX)
+				unprobed_from = i;
+			continue;
+		}
+		if (unprobed_from != SIZE_MAX &&
+		    (r < 0 || lk.nparts > had) &&
+		    whiteout_file_in(parent + unprobed_from, i - unprobed_from,
+				     looked)) {
+			/* hidden from above: as if the walk had stopped there */
+			drop_parts_from(&lk, had);
+			r = 0;
+		}
+		unprobed_from = SIZE_MAX;
 		if (r < 0)
 			goto fail;
 		if (r == 0)

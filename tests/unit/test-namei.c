@@ -12,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "sys.h"
 #include "tree.h"
 
 #define UPPER 0 /* layer indexes of the default stack */
@@ -401,6 +402,48 @@ static void test_wh_file_own_layer(void **state)
 	assert_int_equal(lookup(fx, "d/b", &lk), -ENOENT);
 }
 
+static unsigned probes_seen;
+
+static int count_probes(const char *call)
+{
+	if (!strcmp(call, "fstatat") || !strcmp(call, "openat"))
+		probes_seen++;
+	return 0;
+}
+
+static void test_whiteout_probe_when_needed(void **state)
+{
+	struct fx *fx = *state;
+	struct ply_lookup lk;
+
+	/* a ".wh." file two layers above what it hides */
+	tree_write(fx->base, "u/.wh.f", "");
+	tree_write(fx->base, "l2/f", "l2");
+	tree_write(fx->base, "l2/g", "l2");
+	tree_mkdir(fx->base, "u/d");
+	tree_write(fx->base, "l1/.wh.d", "");
+	tree_write(fx->base, "l2/d/b", "b");
+	open_stack(fx);
+	assert_int_equal(lookup(fx, "f", &lk), -ENOENT);
+	assert_int_equal(lookup(fx, "d", &lk), 0);
+	assert_int_equal(lk.nparts, 1);
+	ply_lookup_release(&lk);
+	assert_int_equal(lookup(fx, "d/b", &lk), -ENOENT);
+	assert_int_equal(lookup(fx, "g", &lk), 0);
+	assert_int_equal(lk.parts[0].layer, L2);
+	ply_lookup_release(&lk);
+
+	/* a name no layer holds costs one call a layer: the ".wh." probes
+	 * wait for a layer that holds it */
+	probes_seen = 0;
+	ply_sys_set_fault_hook(count_probes);
+	assert_int_equal(ply_lookup_name(&fx->stack, fx->root.parts,
+					 fx->root.nparts, "none", &lk),
+			 -ENOENT);
+	ply_sys_set_fault_hook(NULL);
+	assert_int_equal(probes_seen, fx->root.nparts);
+}
+
 static void test_reserved_names(void **state)
 {
 	struct fx *fx = *state;
@@ -706,6 +749,7 @@ int main(void)
 		T(test_whiteout_xattr_in_plain_dir),
 		T(test_whiteout_middle_layer),
 		T(test_wh_file_own_layer),
+		T(test_whiteout_probe_when_needed),
 		T(test_reserved_names),
 		T(test_bad_names),
 		T(test_symlink_not_followed),
