@@ -392,7 +392,9 @@ static int reopen_parts(struct ply_inode_table *table, struct ply_inode *inode)
 		ply_inode_unpin(table, parent);
 	if (r < 0) {
 		free(fds);
-		return r == -ENOENT ? -ESTALE : r;
+		/* gone, or no longer a directory (O_DIRECTORY|O_NOFOLLOW) */
+		return (r == -ENOENT || r == -ENOTDIR || r == -ELOOP) ?
+			       -ESTALE : r;
 	}
 	pthread_mutex_lock(&table->lock);
 	if (inode->fds_open) { /* a lookup gave it fresh fds meanwhile */
