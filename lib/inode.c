@@ -524,18 +524,6 @@ int ply_inode_stat(const struct ply_stack *stack, const struct ply_inode *inode,
 	return ply_object_stat(stack, inode->parts, inode->nparts, ret_st);
 }
 
-/* getxattr of parent_fd/name, the final name not followed. */
-static ssize_t getxattr_at(int parent_fd, const char *name, const char *xname,
-			   void *buf, size_t size)
-{
-	char path[64 + NAME_MAX];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", parent_fd, name);
-	n = lgetxattr(path, xname, buf, size);
-	return n < 0 ? -errno : n;
-}
-
 ssize_t ply_inode_getxattr(struct ply_inode_table *table,
 			   struct ply_inode *inode, const char *name,
 			   void *buf, size_t size)
@@ -562,7 +550,8 @@ ssize_t ply_inode_getxattr(struct ply_inode_table *table,
 		const struct ply_part *dir = part_in_layer(parent,
 							   inode->parts[0].layer);
 
-		n = dir ? getxattr_at(dir->fd, inode->name, name, buf, size) :
+		n = dir ? ply_sys_getxattrat(dir->fd, inode->name, name, buf,
+						 size) :
 			  -ESTALE;
 	}
 	pthread_mutex_unlock(&inode->fd_lock);

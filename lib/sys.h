@@ -27,6 +27,9 @@ ssize_t ply_sys_readlinkat(int dirfd, const char *name, char *buf, size_t size);
 /* xattrs of the object an fd refers to, O_PATH fds and symlinks included. */
 ssize_t ply_sys_fd_getxattr(int fd, const char *name, void *buf, size_t size);
 ssize_t ply_sys_fd_listxattr(int fd, char *buf, size_t size);
+/* getxattr of dirfd/name, name a single component, not followed. */
+ssize_t ply_sys_getxattrat(int dirfd, const char *name, const char *xname,
+			   void *buf, size_t size);
 ssize_t ply_sys_getdents(int fd, void *buf, size_t size);
 int ply_sys_close(int fd);
 

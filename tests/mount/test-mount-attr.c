@@ -164,6 +164,8 @@ static bool xattr_listed(const char *path, const char *name)
 
 static void xattr_user_visible(void **state)
 {
+	char **names;
+	size_t nnames;
 	const char *f;
 	char buf[256];
 	ssize_t n;
@@ -171,9 +173,11 @@ static void xattr_user_visible(void **state)
 	h_file("l2/f", "x");
 	h_xattr("l2/f", "user.color", "blue");
 	h_xattr("l2/f", "user.empty", "");
+	h_xattr("l2/f", "trusted.color", "red");
 	h_file("l1/d/x", "");
 	h_file("l2/d/y", "");
 	h_xattr("l1/d", "user.dirattr", "top");
+	assert_int_equal(symlink("f", h_path("l2/ln")), 0);
 	h_mount_lowers("mnt", "l1", "l2", NULL);
 
 	f = strdup(h_path("mnt/f"));
@@ -190,6 +194,12 @@ static void xattr_user_visible(void **state)
 	assert_true(llistxattr(f, NULL, 0) >= (ssize_t)sizeof("user.color") +
 		    (ssize_t)sizeof("user.empty"));
 	free((char *)f);
+	/* a symlink's own xattrs, not its target's; met in a listing
+	 * first, it is read through its parent directory */
+	names = h_listdir(h_path("mnt"), &nnames);
+	h_strv_free(names, nnames);
+	h_assert_errno(lgetxattr(h_path("mnt/ln"), "trusted.color", buf,
+				 sizeof(buf)), ENODATA);
 
 	n = lgetxattr(h_path("mnt/d"), "user.dirattr", buf, sizeof(buf));
 	assert_int_equal(n, 3);
