@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 #include "plyfs.h"
 #include "sys.h"
@@ -35,6 +37,27 @@ static void file_free(struct plyfs_handle *h)
 	free(f);
 }
 
+/* Whether close(2) of fd can report nothing: its filesystem has no flush
+ * of its own (NFS, CIFS, FUSE... write back or report errors on close).
+ * Then a FLUSH at each close would be a round trip for nothing. */
+static bool close_is_silent(int fd)
+{
+	struct statfs sfs;
+
+	if (fstatfs(fd, &sfs) < 0)
+		return false;
+	switch ((unsigned long)sfs.f_type) {
+	case EXT4_SUPER_MAGIC: /* ext2 and ext3 too */
+	case XFS_SUPER_MAGIC:
+	case BTRFS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+	case F2FS_SUPER_MAGIC:
+		return true;
+	default:
+		return false;
+	}
+}
+
 int plyfs_file_new(struct plyfs *fs, int fd, bool lower,
 		   struct fuse_file_info *fi)
 {
@@ -49,6 +72,7 @@ int plyfs_file_new(struct plyfs *fs, int fd, bool lower,
 	pthread_mutex_init(&f->lock, NULL);
 	plyfs_handle_add(fs, &f->h);
 	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->noflush = !wants_write(fi->flags) || close_is_silent(fd);
 	return 0;
 }
 
@@ -186,7 +210,6 @@ void plyfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	/* every change goes through this mount, so cached pages stay true */
 	fi->keep_cache = 1;
-	fi->noflush = !wants_write(fi->flags);
 	if (fuse_reply_open(req, fi) < 0)
 		plyfs_file_free(fs, plyfs_file_of(fi));
 }
@@ -217,8 +240,9 @@ void plyfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, pos);
 }
 
-/* close(2) of one of several descriptors: report what a close of the
- * real file would (delayed write errors), and drop POSIX locks. */
+/* close(2) of one of several descriptors, asked for only where the real
+ * file's close may say something (close_is_silent): report what it would,
+ * delayed write errors. */
 void plyfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	int fd = dup(plyfs_fd(fi));
