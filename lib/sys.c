@@ -135,7 +135,9 @@ struct xattrat_args {
 static atomic_bool no_getxattrat;
 
 /* getxattrat(2) reaches dirfd/name without the /proc walk, in half the
- * time; older kernels take the walk. Neither follows a final symlink. */
+ * time; older kernels take the walk. Neither follows a final symlink.
+ * A seccomp filter may refuse a syscall it does not know with EPERM: when
+ * the walk then gets past that, getxattrat is given up as missing. */
 ssize_t ply_sys_getxattrat(int dirfd, const char *name, const char *xname,
 			   void *buf, size_t size)
 {
@@ -150,12 +152,15 @@ ssize_t ply_sys_getxattrat(int dirfd, const char *name, const char *xname,
 	if (!atomic_load_explicit(&no_getxattrat, memory_order_relaxed)) {
 		n = syscall(SYS_getxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW,
 			    xname, &args, sizeof(args));
-		if (n >= 0 || errno != ENOSYS)
+		if (n >= 0 || (errno != ENOSYS && errno != EPERM))
 			return n < 0 ? neg_errno() : n;
-		atomic_store(&no_getxattrat, true);
+		if (errno == ENOSYS)
+			atomic_store(&no_getxattrat, true);
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
 	n = lgetxattr(path, xname, buf, size);
+	if (n >= 0 || errno != EPERM)
+		atomic_store(&no_getxattrat, true);
 	return n < 0 ? neg_errno() : n;
 }
 
